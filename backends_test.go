@@ -1,0 +1,164 @@
+package synckairos_test
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/synckairos/synckairos"
+	"github.com/synckairos/synckairos/internal/keys"
+	"github.com/synckairos/synckairos/synckairostest"
+)
+
+// backend is one Redis the conformance suite runs on: the in-process fake or
+// a real server. Each test gets its own key prefix.
+type backend struct {
+	name string
+	// prefix is the test's key prefix.
+	prefix string
+	// newManager returns another Manager on the backend, with a client of
+	// its own and the test's prefix, closed when the test ends.
+	newManager func(cfg *synckairos.Config) *synckairos.Manager
+	// raw is a plain client of the backend, to look at keys directly.
+	raw rueidis.Client
+	// fake is the fake's handle, nil on a real server.
+	fake *synckairostest.Fake
+}
+
+// sessionKey returns the Redis key of a session with the default partitions.
+func (b *backend) sessionKey(id string) string {
+	return keys.New(b.prefix, synckairos.DefaultPartitions).Session(id)
+}
+
+// now returns the time a Manager of the backend would write.
+func (b *backend) now(t *testing.T, m *synckairos.Manager) time.Time {
+	t.Helper()
+	now, err := m.Now(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return now
+}
+
+// forEachBackend runs fn as a subtest on the fake and on the real Redis.
+func forEachBackend(t *testing.T, fn func(t *testing.T, b *backend)) {
+	t.Helper()
+	t.Run("fake", func(t *testing.T) {
+		t.Parallel()
+		fn(t, newFakeBackend(t))
+	})
+	t.Run("redis", func(t *testing.T) {
+		t.Parallel()
+		fn(t, newRedisBackend(t))
+	})
+}
+
+func newFakeBackend(t *testing.T) *backend {
+	b := &backend{name: "fake", prefix: testPrefix(t)}
+	first, fake := synckairostest.NewManager(t, &synckairos.Config{KeyPrefix: b.prefix})
+	b.fake = fake
+	used := false
+	b.newManager = func(cfg *synckairos.Config) *synckairos.Manager {
+		if cfg == nil && !used {
+			used = true
+			return first
+		}
+		return fake.NewManager(t, withPrefix(cfg, b.prefix))
+	}
+	raw, err := fake.Server().NewClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(raw.Close)
+	b.raw = raw
+	return b
+}
+
+func redisURL() string {
+	return cmp.Or(os.Getenv("SYNCKAIROS_REDIS_URL"), "redis://127.0.0.1:6379/0")
+}
+
+// newRedisClient connects to the real Redis, or skips the test without one
+// (fails instead under SYNCKAIROS_REQUIRE_SERVICES=1).
+func newRedisClient(tb testing.TB) rueidis.Client {
+	tb.Helper()
+	opt, err := rueidis.ParseURL(redisURL())
+	if err != nil {
+		tb.Fatalf("SYNCKAIROS_REDIS_URL: %v", err)
+	}
+	opt.DisableCache = true
+	c, err := rueidis.NewClient(opt)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = c.Do(ctx, c.B().Ping().Build()).Error()
+		cancel()
+		if err != nil {
+			c.Close()
+		}
+	}
+	if err != nil {
+		if os.Getenv("SYNCKAIROS_REQUIRE_SERVICES") == "1" {
+			tb.Fatalf("Redis at %s is required (SYNCKAIROS_REQUIRE_SERVICES=1): %v", redisURL(), err)
+		}
+		tb.Skipf("no Redis at %s (set SYNCKAIROS_REDIS_URL): %v", redisURL(), err)
+	}
+	tb.Cleanup(c.Close)
+	return c
+}
+
+func newRedisBackend(t *testing.T) *backend {
+	b := &backend{name: "redis", prefix: testPrefix(t), raw: newRedisClient(t)}
+	t.Cleanup(func() { deletePrefix(t, b.raw, b.prefix) })
+	b.newManager = func(cfg *synckairos.Config) *synckairos.Manager {
+		m, err := synckairos.New(newRedisClient(t), withPrefix(cfg, b.prefix))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		return m
+	}
+	return b
+}
+
+func withPrefix(cfg *synckairos.Config, prefix string) *synckairos.Config {
+	var c synckairos.Config
+	if cfg != nil {
+		c = *cfg
+	}
+	c.KeyPrefix = prefix
+	return &c
+}
+
+// testPrefix returns a key prefix no other test, run or process uses.
+func testPrefix(t testing.TB) string {
+	var r [4]byte
+	_, _ = rand.Read(r[:])
+	name := strings.NewReplacer("/", ".", " ", "_", "{", "(", "}", ")").Replace(t.Name())
+	return "sktest:" + name + ":" + hex.EncodeToString(r[:]) + ":"
+}
+
+// deletePrefix removes the keys of one test; shared servers are never flushed.
+func deletePrefix(t testing.TB, c rueidis.Client, prefix string) {
+	ctx := context.Background()
+	var cursor uint64
+	for {
+		e, err := c.Do(ctx, c.B().Scan().Cursor(cursor).Match(prefix+"*").Count(1000).Build()).AsScanEntry()
+		if err != nil {
+			t.Logf("cleanup of %s: %v", prefix, err)
+			return
+		}
+		if len(e.Elements) > 0 {
+			c.Do(ctx, c.B().Del().Key(e.Elements...).Build())
+		}
+		if cursor = e.Cursor; cursor == 0 {
+			return
+		}
+	}
+}

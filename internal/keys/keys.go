@@ -1,0 +1,55 @@
+// Package keys is the Redis key layout of synckairos.
+//
+// Sessions are spread over a fixed number of partitions; every key of one
+// partition carries the same hash tag, so that a write script touching a
+// session key, its partition's deadline index and its partition's outbox stays
+// in one Redis Cluster hash slot.
+package keys
+
+import (
+	"hash/fnv"
+	"strconv"
+)
+
+// Layout names the keys and channels of one key prefix and partition count.
+type Layout struct {
+	prefix     string
+	partitions int
+}
+
+// New returns the layout for prefix and partitions (at least 1).
+func New(prefix string, partitions int) Layout {
+	return Layout{prefix: prefix, partitions: partitions}
+}
+
+// Partition returns the partition of a session: a stable hash of its ID.
+// It must never change for a deployed layout, or sessions would move.
+func (l Layout) Partition(sessionID string) int {
+	h := fnv.New32a()
+	h.Write([]byte(sessionID))
+	return int(h.Sum32() % uint32(l.partitions))
+}
+
+// tag returns the hash-tagged partition part of a key, such as "{p07}".
+func (l Layout) tag(partition int) string {
+	n := strconv.Itoa(partition)
+	if len(n) < 2 {
+		n = "0" + n
+	}
+	return "{p" + n + "}"
+}
+
+// Session returns the key holding a session's state and version.
+func (l Layout) Session(sessionID string) string {
+	return l.prefix + l.tag(l.Partition(sessionID)) + ":s:" + sessionID
+}
+
+// Updates returns the channel on which every committed change is published.
+func (l Layout) Updates() string {
+	return l.prefix + "session-updates"
+}
+
+// Broadcast returns the channel of one session's application broadcasts.
+func (l Layout) Broadcast(sessionID string) string {
+	return l.prefix + "ws:" + sessionID
+}

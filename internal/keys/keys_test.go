@@ -1,0 +1,47 @@
+package keys
+
+import "testing"
+
+func TestSessionKeyLayout(t *testing.T) {
+	l := New("sk:", 16)
+	got := l.Session("game-1")
+	want := "sk:{p" + pad(l.Partition("game-1")) + "}:s:game-1"
+	if got != want {
+		t.Fatalf("Session = %q, want %q", got, want)
+	}
+	if u := l.Updates(); u != "sk:session-updates" {
+		t.Fatalf("Updates = %q", u)
+	}
+	if b := l.Broadcast("game-1"); b != "sk:ws:game-1" {
+		t.Fatalf("Broadcast = %q", b)
+	}
+}
+
+func pad(p int) string {
+	s := []byte{'0' + byte(p/10), '0' + byte(p%10)}
+	return string(s)
+}
+
+// The partition of an ID is part of the stored layout: pin a few values so a
+// change of hash function cannot slip in unnoticed.
+func TestPartitionIsStable(t *testing.T) {
+	l := New("", 16)
+	// Values from an independent FNV-1a (32-bit) implementation.
+	cases := map[string]int{"": 5, "a": 12, "game-1": 13, "session/42": 2}
+	for id, want := range cases {
+		if got := l.Partition(id); got != want {
+			t.Errorf("Partition(%q) = %d, want %d", id, got, want)
+		}
+	}
+}
+
+func TestPartitionsAreAllUsed(t *testing.T) {
+	l := New("", 16)
+	seen := make(map[int]bool)
+	for i := range 1000 {
+		seen[l.Partition("s"+string(rune('a'+i%26))+string(rune('a'+i/26)))] = true
+	}
+	if len(seen) != 16 {
+		t.Fatalf("1000 IDs used %d of 16 partitions", len(seen))
+	}
+}

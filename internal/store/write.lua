@@ -1,0 +1,57 @@
+-- The one place where a session change is committed. Atomically: check the
+-- version, write the state with its TTL, and publish the change.
+--
+-- The version lives in its own hash field, so the check never decodes the
+-- state: a write costs the same with 2 or 1000 participants.
+local key = KEYS[1]
+local op = ARGV[1]           -- 'create', 'update' or 'delete'
+local expected = ARGV[2]     -- update: the version the caller read
+local state = ARGV[3]        -- create, update: the state JSON, at the next version
+local ttl_ms = ARGV[4]
+local channel = ARGV[5]
+local session_json = ARGV[6] -- the session ID as a JSON string
+
+local OK, NOT_FOUND, CONFLICT, EXISTS, CORRUPT = 1, 0, 2, 3, 4
+
+local next_version
+if op == 'create' then
+  if redis.call('EXISTS', key) == 1 then
+    return {EXISTS}
+  end
+  next_version = '1'
+else
+  local current = redis.call('HGET', key, 'v')
+  if not current then
+    if redis.call('EXISTS', key) == 1 then
+      return {CORRUPT}
+    end
+    return {NOT_FOUND}
+  end
+  if op == 'update' and current ~= expected then
+    return {CONFLICT, current, redis.call('HGET', key, 's')}
+  end
+  local n = tonumber(current)
+  if not n then
+    return {CORRUPT}
+  end
+  next_version = string.format('%d', n + 1)
+end
+
+local kind
+if op == 'delete' then
+  redis.call('DEL', key)
+  kind = 'deleted'
+else
+  redis.call('HSET', key, 'v', next_version, 's', state)
+  redis.call('PEXPIRE', key, ttl_ms)
+  kind = op == 'create' and 'created' or 'updated'
+end
+
+local message = '{"kind":"' .. kind .. '","session_id":' .. session_json ..
+  ',"version":' .. next_version
+if op ~= 'delete' then
+  message = message .. ',"state":' .. state
+end
+redis.call('PUBLISH', channel, message .. '}')
+
+return {OK, next_version}

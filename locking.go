@@ -1,0 +1,168 @@
+package synckairos
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/synckairos/synckairos/internal/store"
+)
+
+// ConflictError reports a compare-and-set that found another version than
+// the one it was given. It matches ErrVersionConflict and carries the current
+// state, so that a caller can retry at once without reading again.
+type ConflictError struct {
+	SessionID string
+	// Expected is the version the write was based on.
+	Expected int64
+	// Actual is the version stored when the write was refused.
+	Actual int64
+	// Current is the stored state at Actual.
+	Current *State
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("synckairos: version conflict on session %q: expected version %d, found %d", e.SessionID, e.Expected, e.Actual)
+}
+
+// Is reports whether target is ErrVersionConflict.
+func (e *ConflictError) Is(target error) bool { return target == ErrVersionConflict }
+
+// UpdateSession stores s if the stored session is still at s.Version, in one
+// atomic step with its announcement, and returns the stored state at
+// s.Version+1. UpdatedAt is set by the Manager, and s itself is not modified.
+//
+// It returns a *ConflictError (errors.Is(err, ErrVersionConflict)) if the
+// session has moved on, ErrSessionNotFound if it does not exist, and a
+// *StateError if s is invalid. In each case nothing is written.
+func (m *Manager) UpdateSession(ctx context.Context, s *State) (*State, error) {
+	if err := m.check(); err != nil {
+		return nil, err
+	}
+	if s == nil {
+		return nil, invalid("state", "nil")
+	}
+	if s.Version < 1 {
+		return nil, invalid("version", "%d; want the version that was read, at least 1", s.Version)
+	}
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	now, err := m.now(ctx)
+	if err != nil {
+		return nil, err
+	}
+	next := s.Clone()
+	next.Version = s.Version + 1
+	next.UpdatedAt = now
+	next.normalize()
+	b, err := json.Marshal(next)
+	if err != nil {
+		return nil, fmt.Errorf("synckairos: update session %q: %w", next.SessionID, err)
+	}
+	r, err := m.store.Update(ctx, next.SessionID, s.Version, b)
+	if err != nil {
+		return nil, m.storeError("update", next.SessionID, err)
+	}
+	switch r.Outcome {
+	case store.Written:
+		return next, nil
+	case store.NotFound:
+		return nil, fmt.Errorf("%w: %q", ErrSessionNotFound, next.SessionID)
+	case store.Conflict:
+		current, err := decodeState(next.SessionID, r.Version, r.State)
+		if err != nil {
+			return nil, err
+		}
+		return nil, &ConflictError{SessionID: next.SessionID, Expected: s.Version, Actual: r.Version, Current: current}
+	}
+	return nil, unexpected("update", next.SessionID, r)
+}
+
+// Backoff between MutateSession attempts after the first retry: 10 ms, 20 ms,
+// 40 ms, … up to a second, each with ±50% jitter.
+const (
+	mutateBackoffBase = 10 * time.Millisecond
+	mutateBackoffMax  = time.Second
+)
+
+// MutateSession applies fn to the current state and stores the result with
+// UpdateSession, retrying on conflict up to Config.MaxAttempts attempts.
+//
+// fn receives a copy it may change freely, except for SessionID and Version;
+// it may be called more than once, each time with the then current state, so
+// it must not have effects outside that state. An error from fn stops
+// MutateSession and is returned as it is, with nothing written.
+//
+// The first retry runs at once on the state carried by the conflict, which is
+// fresh at that moment. Later retries wait (10 ms, 20 ms, 40 ms, … with
+// jitter) and then read the session again, as the carried state went stale
+// while waiting. When attempts run out, the last *ConflictError is returned;
+// an update is never lost once MutateSession has returned it.
+func (m *Manager) MutateSession(ctx context.Context, id string, fn func(*State) error) (*State, error) {
+	if err := m.check(); err != nil {
+		return nil, err
+	}
+	// Calls on one session from this process take turns: racing each other
+	// through Redis would only make all but one of them conflict. Conflicts
+	// with other processes are what the compare-and-set resolves.
+	unlock, err := m.mutating.Lock(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("synckairos: mutate session %q: %w", id, err)
+	}
+	defer unlock()
+	current, err := m.GetSession(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 1; ; attempt++ {
+		next := current.Clone()
+		if err := fn(next); err != nil {
+			return nil, err
+		}
+		if next.SessionID != current.SessionID {
+			return nil, invalid("session_id", "changed by the mutate function from %q to %q", current.SessionID, next.SessionID)
+		}
+		if next.Version != current.Version {
+			return nil, invalid("version", "changed by the mutate function from %d to %d", current.Version, next.Version)
+		}
+		stored, err := m.UpdateSession(ctx, next)
+		var conflict *ConflictError
+		if !errors.As(err, &conflict) || attempt >= m.cfg.MaxAttempts {
+			return stored, err
+		}
+		if attempt == 1 {
+			current = conflict.Current
+			continue
+		}
+		if err := sleep(ctx, backoff(attempt-1)); err != nil {
+			return nil, fmt.Errorf("synckairos: mutate session %q: %w", id, err)
+		}
+		if current, err = m.GetSession(ctx, id); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// backoff returns the wait before retry n (n ≥ 1) of MutateSession.
+func backoff(n int) time.Duration {
+	d := mutateBackoffMax
+	if n <= 7 {
+		d = min(mutateBackoffBase<<(n-1), mutateBackoffMax)
+	}
+	return d/2 + rand.N(d)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,118 @@
+package synckairos
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/synckairos/synckairos/internal/store"
+)
+
+// CreateSession stores a new session at Version 1 and announces it. Status
+// defaults to StatusPending; Version, CreatedAt and UpdatedAt are set by the
+// Manager, and s itself is not modified. It returns the stored state, or
+// ErrSessionExists if the ID is taken, or a *StateError if s is invalid.
+func (m *Manager) CreateSession(ctx context.Context, s *State) (*State, error) {
+	if err := m.check(); err != nil {
+		return nil, err
+	}
+	if s == nil {
+		return nil, invalid("state", "nil")
+	}
+	next := s.Clone()
+	if next.Status == "" {
+		next.Status = StatusPending
+	}
+	if err := next.Validate(); err != nil {
+		return nil, err
+	}
+	now, err := m.now(ctx)
+	if err != nil {
+		return nil, err
+	}
+	next.Version = 1
+	next.CreatedAt = now
+	next.UpdatedAt = now
+	next.normalize()
+	b, err := json.Marshal(next)
+	if err != nil {
+		return nil, fmt.Errorf("synckairos: create session %q: %w", next.SessionID, err)
+	}
+	r, err := m.store.Create(ctx, next.SessionID, b)
+	if err != nil {
+		return nil, m.storeError("create", next.SessionID, err)
+	}
+	switch r.Outcome {
+	case store.Written:
+		return next, nil
+	case store.Exists:
+		return nil, fmt.Errorf("%w: %q", ErrSessionExists, next.SessionID)
+	}
+	return nil, unexpected("create", next.SessionID, r)
+}
+
+// GetSession returns the stored state of a session, or ErrSessionNotFound.
+func (m *Manager) GetSession(ctx context.Context, id string) (*State, error) {
+	if err := m.check(); err != nil {
+		return nil, err
+	}
+	if err := validateID("session_id", id); err != nil {
+		return nil, err
+	}
+	version, b, found, err := m.store.Get(ctx, id)
+	if err != nil {
+		return nil, m.storeError("get", id, err)
+	}
+	if !found {
+		return nil, fmt.Errorf("%w: %q", ErrSessionNotFound, id)
+	}
+	return decodeState(id, version, b)
+}
+
+// DeleteSession removes a session and announces it, or returns
+// ErrSessionNotFound.
+func (m *Manager) DeleteSession(ctx context.Context, id string) error {
+	if err := m.check(); err != nil {
+		return err
+	}
+	if err := validateID("session_id", id); err != nil {
+		return err
+	}
+	r, err := m.store.Delete(ctx, id)
+	if err != nil {
+		return m.storeError("delete", id, err)
+	}
+	switch r.Outcome {
+	case store.Written:
+		return nil
+	case store.NotFound:
+		return fmt.Errorf("%w: %q", ErrSessionNotFound, id)
+	}
+	return unexpected("delete", id, r)
+}
+
+// decodeState decodes stored bytes; version is the stored version, which is
+// authoritative.
+func decodeState(id string, version int64, b []byte) (*State, error) {
+	s := new(State)
+	if err := json.Unmarshal(b, s); err != nil {
+		return nil, corrupt(id, err)
+	}
+	if s.SessionID != id {
+		return nil, corrupt(id, fmt.Errorf("stored state names session %q", s.SessionID))
+	}
+	s.Version = version
+	return s, nil
+}
+
+func (m *Manager) storeError(op, id string, err error) error {
+	if errors.Is(err, store.ErrWrongType) {
+		return corrupt(id, err)
+	}
+	return fmt.Errorf("synckairos: %s session %q: %w", op, id, err)
+}
+
+func unexpected(op, id string, r store.Result) error {
+	return fmt.Errorf("synckairos: %s session %q: unexpected script outcome %d", op, id, r.Outcome)
+}

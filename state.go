@@ -1,0 +1,322 @@
+package synckairos
+
+import (
+	"encoding/json"
+	"maps"
+	"slices"
+	"time"
+)
+
+// Mode is how a session's time is kept.
+type Mode string
+
+// The modes of a session.
+const (
+	// ModePerParticipant gives every participant a bank of its own that runs
+	// while it is active: a chess clock.
+	ModePerParticipant Mode = "per_participant"
+	// ModePerCycle gives every turn the same TimePerCycle.
+	ModePerCycle Mode = "per_cycle"
+	// ModePerGroup lets participants with the same GroupID share one bank.
+	ModePerGroup Mode = "per_group"
+	// ModeGlobal runs one bank, TotalTime, for the whole session.
+	ModeGlobal Mode = "global"
+	// ModeCountUp is a stopwatch, bounded by MaxTime when that is set.
+	ModeCountUp Mode = "count_up"
+)
+
+var modes = []Mode{ModePerParticipant, ModePerCycle, ModePerGroup, ModeGlobal, ModeCountUp}
+
+// Status is where a session is in its lifecycle.
+type Status string
+
+// The statuses of a session.
+const (
+	StatusPending   Status = "pending"   // created, not started
+	StatusRunning   Status = "running"   // a clock is running
+	StatusPaused    Status = "paused"    // every clock is stopped
+	StatusExpired   Status = "expired"   // finished: time ran out
+	StatusCompleted Status = "completed" // finished by the host
+	StatusCancelled Status = "cancelled" // abandoned by the host
+)
+
+var statuses = []Status{StatusPending, StatusRunning, StatusPaused, StatusExpired, StatusCompleted, StatusCancelled}
+
+// Participant is one player, team member or seat of a session.
+type Participant struct {
+	// ID identifies the participant within its session.
+	ID string
+	// Index is the participant's position in State.Participants, the
+	// rotation order. The Manager sets it on every write.
+	Index int
+	// GroupID names the participant's group in ModePerGroup.
+	GroupID string
+	// TotalTime is the participant's bank as of the last cycle boundary.
+	TotalTime time.Duration
+	// TimeUsed is the time the participant has spent in completed cycles.
+	TimeUsed time.Duration
+	// CycleCount is the number of cycles (turns) the participant completed.
+	CycleCount int
+	// IsActive reports whether it is the participant's turn. The Manager
+	// sets it from State.ActiveParticipantID on every write, which is the
+	// field to change.
+	IsActive bool
+	// HasExpired reports whether the participant ran out of time.
+	HasExpired bool
+}
+
+// State is the whole state of one session, as stored in Redis.
+//
+// Times are stored with millisecond precision: the Manager truncates
+// durations and times to whole milliseconds before it writes them, and
+// returns the state exactly as stored.
+type State struct {
+	// SessionID identifies the session: non-empty, printable, at most
+	// MaxSessionIDBytes.
+	SessionID string
+	Mode      Mode
+	// Status defaults to StatusPending on CreateSession.
+	Status Status
+	// Version is the number of committed changes. The Manager owns it:
+	// CreateSession stores version 1, and each update adds one.
+	Version int64
+	// Participants, in rotation order: 1 to MaxParticipants.
+	Participants []Participant
+	// ActiveParticipantID names the participant whose turn it is, if any.
+	ActiveParticipantID string
+	// TotalTime is the session's bank in ModeGlobal.
+	TotalTime time.Duration
+	// TimePerCycle is the length of a turn in ModePerCycle.
+	TimePerCycle time.Duration
+	// Increment is added to a participant's bank after each completed turn.
+	Increment time.Duration
+	// MaxTime bounds a ModeCountUp session; zero means no bound.
+	MaxTime time.Duration
+	// CycleStartedAt is the server time at which the running cycle started.
+	CycleStartedAt *time.Time
+	// SessionStartedAt is the server time at which the session started.
+	SessionStartedAt *time.Time
+	// SessionCompletedAt is the server time at which the session finished.
+	SessionCompletedAt *time.Time
+	// CreatedAt and UpdatedAt are set by the Manager from its clock.
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	// Metadata is the host's own data, stored and returned unchanged: at
+	// most MaxMetadataKeys keys and MaxMetadataBytes bytes in all.
+	Metadata map[string]string
+}
+
+// Clone returns a deep copy of s.
+func (s *State) Clone() *State {
+	c := *s
+	c.Participants = slices.Clone(s.Participants)
+	c.CycleStartedAt = cloneTime(s.CycleStartedAt)
+	c.SessionStartedAt = cloneTime(s.SessionStartedAt)
+	c.SessionCompletedAt = cloneTime(s.SessionCompletedAt)
+	c.Metadata = maps.Clone(s.Metadata)
+	return &c
+}
+
+// Participant returns the participant with the given ID, or nil.
+func (s *State) Participant(id string) *Participant {
+	for i := range s.Participants {
+		if s.Participants[i].ID == id {
+			return &s.Participants[i]
+		}
+	}
+	return nil
+}
+
+func cloneTime(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	c := *t
+	return &c
+}
+
+// normalize brings s to the form in which it is stored: indexes set from
+// positions, active flags from ActiveParticipantID, durations and times in
+// whole milliseconds, times in UTC. It runs after validation.
+func (s *State) normalize() {
+	for i := range s.Participants {
+		p := &s.Participants[i]
+		p.Index = i
+		p.IsActive = p.ID == s.ActiveParticipantID && s.ActiveParticipantID != ""
+		p.TotalTime = p.TotalTime.Truncate(time.Millisecond)
+		p.TimeUsed = p.TimeUsed.Truncate(time.Millisecond)
+	}
+	s.TotalTime = s.TotalTime.Truncate(time.Millisecond)
+	s.TimePerCycle = s.TimePerCycle.Truncate(time.Millisecond)
+	s.Increment = s.Increment.Truncate(time.Millisecond)
+	s.MaxTime = s.MaxTime.Truncate(time.Millisecond)
+	for _, t := range []*time.Time{s.CycleStartedAt, s.SessionStartedAt, s.SessionCompletedAt, &s.CreatedAt, &s.UpdatedAt} {
+		if t != nil {
+			*t = msTime(*t)
+		}
+	}
+	if len(s.Metadata) == 0 {
+		s.Metadata = nil
+	}
+}
+
+func msTime(t time.Time) time.Time {
+	return t.Truncate(time.Millisecond).UTC()
+}
+
+// The JSON form: snake_case names, durations in integer milliseconds, times
+// in RFC 3339 with milliseconds and null when unset.
+
+type stateJSON struct {
+	SessionID           string            `json:"session_id"`
+	Mode                Mode              `json:"mode"`
+	Status              Status            `json:"status"`
+	Version             int64             `json:"version"`
+	Participants        []participantJSON `json:"participants"`
+	ActiveParticipantID string            `json:"active_participant_id"`
+	TotalTime           millis            `json:"total_time_ms"`
+	TimePerCycle        millis            `json:"time_per_cycle_ms"`
+	Increment           millis            `json:"increment_ms"`
+	MaxTime             millis            `json:"max_time_ms"`
+	CycleStartedAt      *jsonTime         `json:"cycle_started_at"`
+	SessionStartedAt    *jsonTime         `json:"session_started_at"`
+	SessionCompletedAt  *jsonTime         `json:"session_completed_at"`
+	CreatedAt           *jsonTime         `json:"created_at"`
+	UpdatedAt           *jsonTime         `json:"updated_at"`
+	Metadata            map[string]string `json:"metadata,omitempty"`
+}
+
+type participantJSON struct {
+	ID         string `json:"participant_id"`
+	Index      int    `json:"index"`
+	GroupID    string `json:"group_id,omitempty"`
+	TotalTime  millis `json:"total_time_ms"`
+	TimeUsed   millis `json:"time_used_ms"`
+	CycleCount int    `json:"cycle_count"`
+	IsActive   bool   `json:"is_active"`
+	HasExpired bool   `json:"has_expired"`
+}
+
+// millis is a duration in JSON as integer milliseconds.
+type millis int64
+
+func toMillis(d time.Duration) millis    { return millis(d / time.Millisecond) }
+func (m millis) duration() time.Duration { return time.Duration(m) * time.Millisecond }
+
+// jsonTime is a time in JSON as RFC 3339 with milliseconds, in UTC.
+type jsonTime time.Time
+
+const jsonTimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+func (t jsonTime) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, len(jsonTimeLayout)+2)
+	b = append(b, '"')
+	b = time.Time(t).UTC().AppendFormat(b, jsonTimeLayout)
+	return append(b, '"'), nil
+}
+
+func (t *jsonTime) UnmarshalJSON(b []byte) error {
+	var tt time.Time
+	if err := tt.UnmarshalJSON(b); err != nil {
+		return err
+	}
+	*t = jsonTime(tt.UTC())
+	return nil
+}
+
+func toJSONTime(t *time.Time) *jsonTime {
+	if t == nil || t.IsZero() {
+		return nil
+	}
+	j := jsonTime(*t)
+	return &j
+}
+
+func (t *jsonTime) ptr() *time.Time {
+	if t == nil {
+		return nil
+	}
+	tt := time.Time(*t)
+	return &tt
+}
+
+func (t *jsonTime) value() time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return time.Time(*t)
+}
+
+// MarshalJSON encodes s in its stored JSON form.
+func (s *State) MarshalJSON() ([]byte, error) {
+	j := stateJSON{
+		SessionID:           s.SessionID,
+		Mode:                s.Mode,
+		Status:              s.Status,
+		Version:             s.Version,
+		Participants:        make([]participantJSON, len(s.Participants)),
+		ActiveParticipantID: s.ActiveParticipantID,
+		TotalTime:           toMillis(s.TotalTime),
+		TimePerCycle:        toMillis(s.TimePerCycle),
+		Increment:           toMillis(s.Increment),
+		MaxTime:             toMillis(s.MaxTime),
+		CycleStartedAt:      toJSONTime(s.CycleStartedAt),
+		SessionStartedAt:    toJSONTime(s.SessionStartedAt),
+		SessionCompletedAt:  toJSONTime(s.SessionCompletedAt),
+		CreatedAt:           toJSONTime(&s.CreatedAt),
+		UpdatedAt:           toJSONTime(&s.UpdatedAt),
+		Metadata:            s.Metadata,
+	}
+	for i, p := range s.Participants {
+		j.Participants[i] = participantJSON{
+			ID:         p.ID,
+			Index:      p.Index,
+			GroupID:    p.GroupID,
+			TotalTime:  toMillis(p.TotalTime),
+			TimeUsed:   toMillis(p.TimeUsed),
+			CycleCount: p.CycleCount,
+			IsActive:   p.IsActive,
+			HasExpired: p.HasExpired,
+		}
+	}
+	return json.Marshal(&j)
+}
+
+// UnmarshalJSON decodes s from its stored JSON form.
+func (s *State) UnmarshalJSON(b []byte) error {
+	var j stateJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*s = State{
+		SessionID:           j.SessionID,
+		Mode:                j.Mode,
+		Status:              j.Status,
+		Version:             j.Version,
+		Participants:        make([]Participant, len(j.Participants)),
+		ActiveParticipantID: j.ActiveParticipantID,
+		TotalTime:           j.TotalTime.duration(),
+		TimePerCycle:        j.TimePerCycle.duration(),
+		Increment:           j.Increment.duration(),
+		MaxTime:             j.MaxTime.duration(),
+		CycleStartedAt:      j.CycleStartedAt.ptr(),
+		SessionStartedAt:    j.SessionStartedAt.ptr(),
+		SessionCompletedAt:  j.SessionCompletedAt.ptr(),
+		CreatedAt:           j.CreatedAt.value(),
+		UpdatedAt:           j.UpdatedAt.value(),
+		Metadata:            j.Metadata,
+	}
+	for i, p := range j.Participants {
+		s.Participants[i] = Participant{
+			ID:         p.ID,
+			Index:      p.Index,
+			GroupID:    p.GroupID,
+			TotalTime:  p.TotalTime.duration(),
+			TimeUsed:   p.TimeUsed.duration(),
+			CycleCount: p.CycleCount,
+			IsActive:   p.IsActive,
+			HasExpired: p.HasExpired,
+		}
+	}
+	return nil
+}

@@ -1,0 +1,225 @@
+package synckairos
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/synckairos/synckairos/internal/clock"
+	"github.com/synckairos/synckairos/internal/keylock"
+	"github.com/synckairos/synckairos/internal/keys"
+	"github.com/synckairos/synckairos/internal/store"
+)
+
+// Defaults of Config.
+const (
+	// DefaultKeyPrefix starts every key and channel name of the library.
+	DefaultKeyPrefix = "synckairos:"
+	// DefaultSessionTTL is how long a session outlives its last write.
+	DefaultSessionTTL = time.Hour
+	// DefaultPartitions is the number of partitions sessions are spread over.
+	DefaultPartitions = 16
+	// DefaultMaxAttempts is how many compare-and-set attempts MutateSession
+	// makes before it returns the conflict.
+	DefaultMaxAttempts = 5
+	// MaxPartitions bounds Config.Partitions: Redis Cluster's slot count.
+	MaxPartitions = 16384
+)
+
+// clockRecalibration is how often the Redis clock offset is measured again.
+const clockRecalibration = time.Minute
+
+// ErrClosed is returned by a Manager's methods after Close.
+var ErrClosed = errors.New("synckairos: manager closed")
+
+// Config configures a Manager. The zero value, and a nil *Config, give the
+// defaults.
+type Config struct {
+	// KeyPrefix starts every Redis key and channel of the Manager, so that
+	// several applications can share one Redis. It must not contain '{' or
+	// '}', which would break the partition hash tags. Defaults to
+	// DefaultKeyPrefix.
+	KeyPrefix string
+
+	// SessionTTL is how long a session is kept after its last write: every
+	// write sets the key's expiry to it again. At least one second. Defaults
+	// to DefaultSessionTTL.
+	SessionTTL time.Duration
+
+	// Partitions is the number of partitions sessions are spread over; on
+	// Redis Cluster each partition is one hash slot. It is part of the stored
+	// layout: choose it at first deploy and keep it, as changing it moves
+	// every session to another key. 1 to MaxPartitions. Defaults to
+	// DefaultPartitions.
+	Partitions int
+
+	// MaxAttempts is how many compare-and-set attempts MutateSession makes
+	// before it returns the *ConflictError. Defaults to DefaultMaxAttempts.
+	MaxAttempts int
+
+	// Logger receives the Manager's logs. Defaults to slog.Default().
+	Logger *slog.Logger
+
+	// Test holds settings for tests only.
+	Test TestConfig
+}
+
+// TestConfig holds Config settings for tests.
+type TestConfig struct {
+	// Clock replaces the Redis server clock as the source of every time the
+	// Manager writes. Defaults to nil: the Redis server clock.
+	Clock Clock
+}
+
+// Clock tells the time. The synckairostest package has one that tests move
+// by hand.
+type Clock interface {
+	Now() time.Time
+}
+
+// WithDefaults returns a copy of c with every unset field at its default.
+func (c *Config) WithDefaults() *Config {
+	if c == nil {
+		c = &Config{}
+	}
+	return &Config{
+		KeyPrefix:   cmp.Or(c.KeyPrefix, DefaultKeyPrefix),
+		SessionTTL:  cmp.Or(c.SessionTTL, DefaultSessionTTL),
+		Partitions:  cmp.Or(c.Partitions, DefaultPartitions),
+		MaxAttempts: cmp.Or(c.MaxAttempts, DefaultMaxAttempts),
+		Logger:      cmp.Or(c.Logger, slog.Default()),
+		Test:        c.Test,
+	}
+}
+
+func (c *Config) validate() error {
+	switch {
+	case strings.ContainsAny(c.KeyPrefix, "{}"):
+		return fmt.Errorf("synckairos: Config.KeyPrefix %q contains '{' or '}', which would break the partition hash tags", c.KeyPrefix)
+	case c.SessionTTL < time.Second:
+		return fmt.Errorf("synckairos: Config.SessionTTL %v is below the minimum of 1s", c.SessionTTL)
+	case c.Partitions < 1 || c.Partitions > MaxPartitions:
+		return fmt.Errorf("synckairos: Config.Partitions %d is outside 1 to %d", c.Partitions, MaxPartitions)
+	case c.MaxAttempts < 1:
+		return fmt.Errorf("synckairos: Config.MaxAttempts %d is below the minimum of 1", c.MaxAttempts)
+	}
+	return nil
+}
+
+// Manager keeps sessions in Redis. It holds no session state of its own: any
+// number of Managers, in any number of processes, may serve the same
+// sessions. It is safe for concurrent use.
+type Manager struct {
+	client     rueidis.Client
+	ownsClient bool
+	cfg        *Config
+	layout     keys.Layout
+	store      *store.Store
+	clock      *clock.Redis // nil when Config.Test.Clock is set
+	mutating   keylock.Map  // sessions in MutateSession in this process
+	closed     atomic.Bool
+}
+
+// New returns a Manager that keeps its sessions through client. cfg may be
+// nil for the defaults.
+//
+// The client belongs to the caller, who closes it after the Manager: Close
+// does not. Create it with client-side caching disabled
+// (rueidis.ClientOption.DisableCache): the Manager caches nothing, and
+// session state must be read from Redis every time.
+func New(client rueidis.Client, cfg *Config) (*Manager, error) {
+	if client == nil {
+		return nil, errors.New("synckairos: New: nil rueidis client")
+	}
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	layout := keys.New(cfg.KeyPrefix, cfg.Partitions)
+	m := &Manager{
+		client: client,
+		cfg:    cfg,
+		layout: layout,
+		store:  store.New(client, layout, cfg.SessionTTL),
+	}
+	if cfg.Test.Clock == nil {
+		m.clock = clock.NewRedis(client, clockRecalibration, func(err error) {
+			cfg.Logger.Warn("synckairos: clock recalibration failed; keeping the previous offset", "err", err)
+		})
+	}
+	return m, nil
+}
+
+// Dial connects to the Redis at redisURL (redis://host:port/db, see
+// rueidis.ParseURL) and returns a Manager that owns its client: Close closes
+// it. It is meant for examples and quick starts; applications that already
+// hold a rueidis client pass it to New.
+func Dial(ctx context.Context, redisURL string, cfg *Config) (*Manager, error) {
+	opt, err := rueidis.ParseURL(redisURL)
+	if err != nil {
+		return nil, fmt.Errorf("synckairos: Dial: %w", err)
+	}
+	opt.DisableCache = true
+	client, err := rueidis.NewClient(opt)
+	if err != nil {
+		return nil, fmt.Errorf("synckairos: Dial %s: %w", opt.InitAddress, err)
+	}
+	if err := client.Do(ctx, client.B().Ping().Build()).Error(); err != nil {
+		client.Close()
+		return nil, fmt.Errorf("synckairos: Dial %s: %w", opt.InitAddress, err)
+	}
+	m, err := New(client, cfg)
+	if err != nil {
+		client.Close()
+		return nil, err
+	}
+	m.ownsClient = true
+	return m, nil
+}
+
+// Close releases the Manager. Later calls of its methods return ErrClosed.
+// It closes the rueidis client only if Dial created it. Close is idempotent.
+func (m *Manager) Close() error {
+	if m.closed.Swap(true) {
+		return nil
+	}
+	if m.ownsClient {
+		m.client.Close()
+	}
+	return nil
+}
+
+// Now returns the Manager's current time: the Redis server time (or the test
+// clock). Use it with State.RemainingAt and friends, so that every instance
+// computes the same remaining time.
+func (m *Manager) Now(ctx context.Context) (time.Time, error) {
+	if err := m.check(); err != nil {
+		return time.Time{}, err
+	}
+	return m.now(ctx)
+}
+
+func (m *Manager) now(ctx context.Context) (time.Time, error) {
+	if m.clock == nil {
+		return m.cfg.Test.Clock.Now(), nil
+	}
+	t, err := m.clock.Now(ctx)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("synckairos: %w", err)
+	}
+	return t, nil
+}
+
+func (m *Manager) check() error {
+	if m.closed.Load() {
+		return ErrClosed
+	}
+	return nil
+}
