@@ -2,7 +2,6 @@ package synckairos
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -59,10 +58,7 @@ func (m *Manager) UpdateSession(ctx context.Context, s *State) (*State, error) {
 	next.Version = s.Version + 1
 	next.UpdatedAt = now
 	next.normalize()
-	b, err := json.Marshal(next)
-	if err != nil {
-		return nil, fmt.Errorf("synckairos: update session %q: %w", next.SessionID, err)
-	}
+	b := next.appendJSON(nil)
 	r, err := m.store.Update(ctx, next.SessionID, s.Version, b)
 	if err != nil {
 		return nil, m.storeError("update", next.SessionID, err)

@@ -2,7 +2,6 @@ package synckairos
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -35,10 +34,7 @@ func (m *Manager) CreateSession(ctx context.Context, s *State) (*State, error) {
 	next.CreatedAt = now
 	next.UpdatedAt = now
 	next.normalize()
-	b, err := json.Marshal(next)
-	if err != nil {
-		return nil, fmt.Errorf("synckairos: create session %q: %w", next.SessionID, err)
-	}
+	b := next.appendJSON(nil)
 	r, err := m.store.Create(ctx, next.SessionID, b)
 	if err != nil {
 		return nil, m.storeError("create", next.SessionID, err)
@@ -96,7 +92,7 @@ func (m *Manager) DeleteSession(ctx context.Context, id string) error {
 // authoritative.
 func decodeState(id string, version int64, b []byte) (*State, error) {
 	s := new(State)
-	if err := json.Unmarshal(b, s); err != nil {
+	if err := s.UnmarshalJSON(b); err != nil {
 		return nil, corrupt(id, err)
 	}
 	if s.SessionID != id {

@@ -1,6 +1,7 @@
 package synckairos
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -80,35 +81,45 @@ func (s *State) validateParticipants() error {
 	}
 	seen := make(map[string]struct{}, n)
 	activeFound := s.ActiveParticipantID == ""
-	for i, p := range s.Participants {
-		field := fmt.Sprintf("participants[%d]", i)
-		if err := validateID(field+".participant_id", p.ID); err != nil {
+	for i := range s.Participants {
+		p := &s.Participants[i]
+		if err := p.validate(); err != nil {
+			var se *StateError
+			if errors.As(err, &se) {
+				se.Field = fmt.Sprintf("participants[%d].%s", i, se.Field)
+			}
 			return err
 		}
 		if _, dup := seen[p.ID]; dup {
-			return invalid(field+".participant_id", "duplicate ID %q", p.ID)
+			return invalid(fmt.Sprintf("participants[%d].participant_id", i), "duplicate ID %q", p.ID)
 		}
 		seen[p.ID] = struct{}{}
-		if err := validateBank(field+".total_time_ms", p.TotalTime); err != nil {
-			return err
-		}
-		if p.TimeUsed < 0 {
-			return invalid(field+".time_used_ms", "negative duration %v", p.TimeUsed)
-		}
-		if p.CycleCount < 0 {
-			return invalid(field+".cycle_count", "negative count %d", p.CycleCount)
-		}
-		if p.GroupID != "" {
-			if err := validateID(field+".group_id", p.GroupID); err != nil {
-				return err
-			}
-		}
 		if p.ID == s.ActiveParticipantID {
 			activeFound = true
 		}
 	}
 	if !activeFound {
 		return invalid("active_participant_id", "%q names no participant", s.ActiveParticipantID)
+	}
+	return nil
+}
+
+// validate checks one participant; field names are relative to it.
+func (p *Participant) validate() error {
+	if err := validateID("participant_id", p.ID); err != nil {
+		return err
+	}
+	if err := validateBank("total_time_ms", p.TotalTime); err != nil {
+		return err
+	}
+	if p.TimeUsed < 0 {
+		return invalid("time_used_ms", "negative duration %v", p.TimeUsed)
+	}
+	if p.CycleCount < 0 {
+		return invalid("cycle_count", "negative count %d", p.CycleCount)
+	}
+	if p.GroupID != "" {
+		return validateID("group_id", p.GroupID)
 	}
 	return nil
 }

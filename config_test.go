@@ -1,0 +1,104 @@
+package synckairos_test
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/synckairos/synckairos"
+	"github.com/synckairos/synckairos/synckairostest"
+)
+
+func TestConfigDefaults(t *testing.T) {
+	var nilCfg *synckairos.Config
+	c := nilCfg.WithDefaults()
+	if c.KeyPrefix != synckairos.DefaultKeyPrefix || c.SessionTTL != synckairos.DefaultSessionTTL ||
+		c.Partitions != synckairos.DefaultPartitions || c.MaxAttempts != synckairos.DefaultMaxAttempts || c.Logger == nil {
+		t.Fatalf("defaults: %+v", c)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	set := &synckairos.Config{KeyPrefix: "app:", SessionTTL: time.Minute, Partitions: 64, MaxAttempts: 9, Logger: logger}
+	if got := set.WithDefaults(); *got != *set {
+		t.Fatalf("WithDefaults changed set fields: %+v", got)
+	}
+}
+
+func TestNewRefusesInvalidConfig(t *testing.T) {
+	srv, err := synckairostest.NewServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	client, err := srv.NewClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	for field, cfg := range map[string]*synckairos.Config{
+		"KeyPrefix":   {KeyPrefix: "app{1}:"},
+		"SessionTTL":  {SessionTTL: time.Millisecond},
+		"Partitions":  {Partitions: synckairos.MaxPartitions + 1},
+		"MaxAttempts": {MaxAttempts: -1},
+	} {
+		_, err := synckairos.New(client, cfg)
+		if err == nil || !strings.Contains(err.Error(), "Config."+field) {
+			t.Errorf("New with bad %s: %v, want an error naming Config.%s", field, err, field)
+		}
+	}
+	if _, err := synckairos.New(nil, nil); err == nil {
+		t.Error("New(nil, nil) succeeded")
+	}
+	if m, err := synckairos.New(client, nil); err != nil {
+		t.Errorf("New with nil config: %v", err)
+	} else {
+		m.Close()
+	}
+}
+
+// The Manager's clock follows the Redis server: on the fake, the fake clock;
+// on a real server on this machine, the same time as the local clock.
+func TestNowFollowsServerClock(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		m := b.newManager(nil)
+		got := b.now(t, m)
+		if b.fake != nil {
+			if !got.Equal(b.fake.Now()) {
+				t.Fatalf("Now %v, want the fake clock's %v", got, b.fake.Now())
+			}
+			b.fake.Advance(time.Minute)
+			if got2 := b.now(t, m); got2.Sub(got) != time.Minute {
+				t.Fatalf("after Advance(1m), Now moved %v", got2.Sub(got))
+			}
+			return
+		}
+		// Same machine, same clock: the calibration must land within a few
+		// milliseconds (TIME has microsecond resolution).
+		if d := time.Since(got); d < -20*time.Millisecond || d > 20*time.Millisecond {
+			t.Fatalf("Now is %v away from the local clock", d)
+		}
+	})
+}
+
+func TestDialOwnsItsClient(t *testing.T) {
+	srv, err := synckairostest.NewServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ctx := context.Background()
+	m, err := synckairos.Dial(ctx, "redis://"+srv.Addr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.CreateSession(ctx, newState("dial", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := synckairos.Dial(ctx, "http://nowhere", nil); err == nil {
+		t.Error("Dial of a non-Redis URL succeeded")
+	}
+}

@@ -1,0 +1,92 @@
+/*
+Package synckairos keeps server-authoritative session timers — chess and game
+clocks, turn timers, synchronized countdowns and stopwatches — in Redis, so
+that any number of stateless instances of an application share them.
+
+Redis is the truth: a Manager holds no session state of its own, and every
+change is one atomic compare-and-set on the session's version, done by a Lua
+script that also publishes the change. No update is ever lost: a write based
+on a stale version is refused with the current state.
+
+# Connecting
+
+A Manager works through a rueidis client that the application creates, with
+client-side caching disabled, and closes after the Manager:
+
+	client, err := rueidis.NewClient(rueidis.ClientOption{
+		InitAddress:  []string{"127.0.0.1:6379"},
+		DisableCache: true,
+	})
+	if err != nil { ... }
+	defer client.Close()
+
+	m, err := synckairos.New(client, nil) // nil: every Config default
+	if err != nil { ... }
+	defer m.Close()
+
+Dial does both from a Redis URL, for examples and quick starts; its Manager
+owns its client. Without a Redis server, the synckairostest package runs the
+library on an in-process fake.
+
+# Sessions
+
+A State is the whole of one session: its mode, status, participants with
+their banks, and the server times at which the running cycle and the session
+started. Remaining time is not stored; it is computed from those times and
+the Redis server clock (Manager.Now), so nothing ticks.
+
+	s, err := m.CreateSession(ctx, &synckairos.State{
+		SessionID: "game-42",
+		Mode:      synckairos.ModePerParticipant,
+		Increment: 2 * time.Second,
+		Participants: []synckairos.Participant{
+			{ID: "white", TotalTime: 3 * time.Minute},
+			{ID: "black", TotalTime: 3 * time.Minute},
+		},
+	})
+
+Every state is validated before anything is written (*StateError names the
+field and the limit), and is stored with millisecond precision.
+
+# Compare-and-set
+
+UpdateSession writes a state only if the stored session is still at the
+state's Version; otherwise it returns a *ConflictError that carries the
+current state. MutateSession does the read, the change and the retries:
+
+	s, err = m.MutateSession(ctx, "game-42", func(s *synckairos.State) error {
+		s.Metadata = map[string]string{"opening": "sicilian"}
+		return nil
+	})
+
+Its first retry runs at once on the state carried by the conflict; later ones
+back off (10 ms, 20 ms, 40 ms, … with jitter) and read afresh, up to
+Config.MaxAttempts attempts. Calls on one session within one process take
+turns, so they conflict only with other processes.
+
+# Change announcements
+
+The script that commits a change publishes it on the channel
+<prefix>session-updates, as JSON:
+
+	{"kind":"updated","session_id":"game-42","version":3,"state":{...}}
+
+kind is "created", "updated" or "deleted"; a deletion carries no state and
+the version after the last one.
+
+# Keys
+
+Sessions are spread over Config.Partitions partitions by a stable hash of
+their ID, and the keys of one partition share a hash tag, so that the library
+runs unchanged on Redis Cluster: a session is stored at
+<prefix>{pNN}:s:<sessionID> as a hash of its version ("v") and its JSON state
+("s"), and expires Config.SessionTTL after its last write.
+
+# Errors
+
+Errors match the sentinels ErrSessionNotFound, ErrSessionExists,
+ErrVersionConflict, ErrInvalidState, ErrCorruptState and ErrClosed with
+errors.Is. Stored bytes that do not decode give ErrCorruptState with the
+session ID, never a panic.
+*/
+package synckairos

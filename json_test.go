@@ -1,0 +1,227 @@
+package synckairos
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+// The reference for the hand-written JSON form: the same form through
+// encoding/json and struct tags. The hand-written code must agree with it.
+
+type refState struct {
+	SessionID           string            `json:"session_id"`
+	Mode                Mode              `json:"mode"`
+	Status              Status            `json:"status"`
+	Version             int64             `json:"version"`
+	Participants        []refParticipant  `json:"participants"`
+	ActiveParticipantID string            `json:"active_participant_id"`
+	TotalTime           int64             `json:"total_time_ms"`
+	TimePerCycle        int64             `json:"time_per_cycle_ms"`
+	Increment           int64             `json:"increment_ms"`
+	MaxTime             int64             `json:"max_time_ms"`
+	CycleStartedAt      *time.Time        `json:"cycle_started_at"`
+	SessionStartedAt    *time.Time        `json:"session_started_at"`
+	SessionCompletedAt  *time.Time        `json:"session_completed_at"`
+	CreatedAt           *time.Time        `json:"created_at"`
+	UpdatedAt           *time.Time        `json:"updated_at"`
+	Metadata            map[string]string `json:"metadata,omitempty"`
+}
+
+type refParticipant struct {
+	ID         string `json:"participant_id"`
+	Index      int    `json:"index"`
+	GroupID    string `json:"group_id,omitempty"`
+	TotalTime  int64  `json:"total_time_ms"`
+	TimeUsed   int64  `json:"time_used_ms"`
+	CycleCount int    `json:"cycle_count"`
+	IsActive   bool   `json:"is_active"`
+	HasExpired bool   `json:"has_expired"`
+}
+
+func refDecode(b []byte) (*State, error) {
+	var r refState
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, err
+	}
+	utc := func(t *time.Time) *time.Time {
+		if t == nil {
+			return nil
+		}
+		u := t.UTC()
+		return &u
+	}
+	value := func(t *time.Time) time.Time {
+		if t == nil {
+			return time.Time{}
+		}
+		return t.UTC()
+	}
+	s := &State{
+		SessionID: r.SessionID, Mode: r.Mode, Status: r.Status, Version: r.Version,
+		ActiveParticipantID: r.ActiveParticipantID,
+		TotalTime:           time.Duration(r.TotalTime) * time.Millisecond,
+		TimePerCycle:        time.Duration(r.TimePerCycle) * time.Millisecond,
+		Increment:           time.Duration(r.Increment) * time.Millisecond,
+		MaxTime:             time.Duration(r.MaxTime) * time.Millisecond,
+		CycleStartedAt:      utc(r.CycleStartedAt), SessionStartedAt: utc(r.SessionStartedAt),
+		SessionCompletedAt: utc(r.SessionCompletedAt),
+		CreatedAt:          value(r.CreatedAt), UpdatedAt: value(r.UpdatedAt),
+		Metadata: r.Metadata,
+	}
+	for _, p := range r.Participants {
+		s.Participants = append(s.Participants, Participant{
+			ID: p.ID, Index: p.Index, GroupID: p.GroupID,
+			TotalTime:  time.Duration(p.TotalTime) * time.Millisecond,
+			TimeUsed:   time.Duration(p.TimeUsed) * time.Millisecond,
+			CycleCount: p.CycleCount, IsActive: p.IsActive, HasExpired: p.HasExpired,
+		})
+	}
+	return s, nil
+}
+
+// stateEqual compares states as stored: times to the millisecond, nil and
+// empty alike.
+var stateEqual = cmp.Options{
+	cmpopts.EquateEmpty(),
+	cmp.Comparer(func(a, b time.Time) bool { return a.Truncate(time.Millisecond).Equal(b.Truncate(time.Millisecond)) }),
+}
+
+func sampleStates() []*State {
+	at := time.Date(2026, 5, 6, 7, 8, 9, 10_000_000, time.UTC)
+	plain := &State{SessionID: "s", Mode: ModeGlobal, Status: StatusPending, Version: 1,
+		Participants: []Participant{{ID: "a"}}, CreatedAt: at, UpdatedAt: at}
+	full := &State{
+		SessionID: `weird "id" \ with / slashes`, Mode: ModePerGroup, Status: StatusRunning, Version: 1 << 40,
+		ActiveParticipantID: "ünï",
+		Participants: []Participant{
+			{ID: "ünï", Index: 0, GroupID: "g1", TotalTime: 3 * time.Minute, TimeUsed: time.Second, CycleCount: 7, IsActive: true},
+			{ID: "😀", Index: 1, GroupID: "g2", TotalTime: 24 * time.Hour, HasExpired: true},
+		},
+		TotalTime: time.Hour, TimePerCycle: 30 * time.Second, Increment: 2 * time.Second, MaxTime: time.Minute,
+		CycleStartedAt: &at, SessionStartedAt: &at, SessionCompletedAt: &at, CreatedAt: at, UpdatedAt: at,
+		Metadata: map[string]string{
+			"html":    "<script>&</script>",
+			"lines":   "a\nb\r\nc\td",
+			"control": "\x00\x01\x1f\x7f",
+			"quote":   `"\`,
+			"unicode": "\u2028\u2029 ñ 中文 𝄞",
+			"z":       "",
+		},
+	}
+	return []*State{plain, full}
+}
+
+func TestJSONAgreesWithReference(t *testing.T) {
+	for _, s := range sampleStates() {
+		ours, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !json.Valid(ours) {
+			t.Fatalf("invalid JSON: %s", ours)
+		}
+		// Our bytes, read by encoding/json.
+		ref, err := refDecode(ours)
+		if err != nil {
+			t.Fatalf("reference decode of %s: %v", ours, err)
+		}
+		if diff := cmp.Diff(s, ref, stateEqual); diff != "" {
+			t.Errorf("encoding/json reads our encoding differently (-state +read):\n%s", diff)
+		}
+		// encoding/json's bytes (with its HTML escapes), read by us.
+		refBytes, err := json.Marshal(toRef(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back State
+		if err := json.Unmarshal(refBytes, &back); err != nil {
+			t.Fatalf("decode of %s: %v", refBytes, err)
+		}
+		if diff := cmp.Diff(s, &back, stateEqual); diff != "" {
+			t.Errorf("we read encoding/json's encoding differently (-state +read):\n%s", diff)
+		}
+	}
+}
+
+func toRef(s *State) *refState {
+	ms := func(d time.Duration) int64 { return d.Milliseconds() }
+	r := &refState{
+		SessionID: s.SessionID, Mode: s.Mode, Status: s.Status, Version: s.Version,
+		ActiveParticipantID: s.ActiveParticipantID,
+		TotalTime:           ms(s.TotalTime), TimePerCycle: ms(s.TimePerCycle), Increment: ms(s.Increment), MaxTime: ms(s.MaxTime),
+		CycleStartedAt: s.CycleStartedAt, SessionStartedAt: s.SessionStartedAt, SessionCompletedAt: s.SessionCompletedAt,
+		CreatedAt: &s.CreatedAt, UpdatedAt: &s.UpdatedAt, Metadata: s.Metadata,
+	}
+	for _, p := range s.Participants {
+		r.Participants = append(r.Participants, refParticipant{p.ID, p.Index, p.GroupID, ms(p.TotalTime), ms(p.TimeUsed), p.CycleCount, p.IsActive, p.HasExpired})
+	}
+	return r
+}
+
+func TestJSONDecodeErrors(t *testing.T) {
+	for _, in := range []string{
+		``, `{`, `[]`, `{"session_id":}`, `{"session_id":"a"`, `{"session_id":"a"}x`,
+		`{"version":1.5}`, `{"version":01}`, `{"version":1e3}`, `{"version":99999999999999999999}`,
+		`{"total_time_ms":9223372036854775807}`, `{"participants":{}}`, `{"participants":[1]}`,
+		`{"participants":[{"is_active":1}]}`, `{"created_at":"yesterday"}`, `{"metadata":{"a":1}}`,
+		`{"session_id":"\x"}`, `{"session_id":"` + "\x01" + `"}`, `{"unknown":[1,{"a":tru}]}`, `{"unknown":-}`,
+	} {
+		var s State
+		if err := s.UnmarshalJSON([]byte(in)); err == nil {
+			t.Errorf("UnmarshalJSON(%q) succeeded", in)
+		}
+	}
+}
+
+func TestJSONSkipsUnknownFields(t *testing.T) {
+	var s State
+	in := `{"future":{"nested":[1,-2.5e3,"x",true,false,null,{}]},"session_id":"a","participants":[{"participant_id":"p","later":[]}]}`
+	if err := s.UnmarshalJSON([]byte(in)); err != nil {
+		t.Fatal(err)
+	}
+	if s.SessionID != "a" || len(s.Participants) != 1 || s.Participants[0].ID != "p" {
+		t.Fatalf("decoded %+v", s)
+	}
+}
+
+// FuzzStateJSON: decoding never panics, and whatever decodes re-encodes to
+// JSON that both decoders read back as the same state.
+func FuzzStateJSON(f *testing.F) {
+	for _, s := range sampleStates() {
+		b, _ := json.Marshal(s)
+		f.Add(b)
+	}
+	f.Add([]byte(`{"session_id":"\ud83d\ude00\ud800","metadata":{"\u00e9":"\\"}}`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var s State
+		if s.UnmarshalJSON(in) != nil {
+			return
+		}
+		out, err := s.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !json.Valid(out) {
+			t.Fatalf("re-encoding of %q is not valid JSON: %s", in, out)
+		}
+		var again State
+		if err := again.UnmarshalJSON(out); err != nil {
+			t.Fatalf("re-encoding %s does not decode: %v", out, err)
+		}
+		if diff := cmp.Diff(&s, &again, stateEqual); diff != "" {
+			t.Fatalf("round trip of %q (-first +second):\n%s", in, diff)
+		}
+		ref, err := refDecode(out)
+		if err != nil {
+			t.Fatalf("encoding/json cannot read %s: %v", out, err)
+		}
+		if diff := cmp.Diff(&s, ref, stateEqual); diff != "" && !strings.Contains(diff, "Time") {
+			t.Fatalf("encoding/json reads %s differently (-ours +ref):\n%s", out, diff)
+		}
+	})
+}

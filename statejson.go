@@ -1,0 +1,681 @@
+package synckairos
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// The JSON form of a State is encoded and decoded by hand: every read of a
+// session decodes it, and encoding/json's reflection cost more than the Redis
+// round trip itself on large sessions. json_test.go holds the struct-tag
+// reference it is tested against.
+//
+// The form: snake_case names, durations as integer milliseconds (…_ms),
+// times as RFC 3339 in UTC with milliseconds, null when unset.
+
+const jsonTimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// MarshalJSON encodes s in its stored JSON form.
+func (s *State) MarshalJSON() ([]byte, error) {
+	return s.appendJSON(nil), nil
+}
+
+func (s *State) appendJSON(b []byte) []byte {
+	if b == nil {
+		b = make([]byte, 0, 400+160*len(s.Participants)+jsonSize(s.Metadata))
+	}
+	b = append(b, `{"session_id":`...)
+	b = appendString(b, s.SessionID)
+	b = append(b, `,"mode":`...)
+	b = appendString(b, string(s.Mode))
+	b = append(b, `,"status":`...)
+	b = appendString(b, string(s.Status))
+	b = append(b, `,"version":`...)
+	b = strconv.AppendInt(b, s.Version, 10)
+	b = append(b, `,"participants":[`...)
+	for i := range s.Participants {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = s.Participants[i].appendJSON(b)
+	}
+	b = append(b, `],"active_participant_id":`...)
+	b = appendString(b, s.ActiveParticipantID)
+	b = appendMillis(b, `,"total_time_ms":`, s.TotalTime)
+	b = appendMillis(b, `,"time_per_cycle_ms":`, s.TimePerCycle)
+	b = appendMillis(b, `,"increment_ms":`, s.Increment)
+	b = appendMillis(b, `,"max_time_ms":`, s.MaxTime)
+	b = appendTime(b, `,"cycle_started_at":`, s.CycleStartedAt)
+	b = appendTime(b, `,"session_started_at":`, s.SessionStartedAt)
+	b = appendTime(b, `,"session_completed_at":`, s.SessionCompletedAt)
+	b = appendTime(b, `,"created_at":`, &s.CreatedAt)
+	b = appendTime(b, `,"updated_at":`, &s.UpdatedAt)
+	if len(s.Metadata) > 0 {
+		b = append(b, `,"metadata":{`...)
+		// Sorted, as encoding/json does: the same state is the same bytes.
+		keys := make([]string, 0, len(s.Metadata))
+		for k := range s.Metadata {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, k)
+			b = append(b, ':')
+			b = appendString(b, s.Metadata[k])
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}')
+}
+
+func jsonSize(md map[string]string) int {
+	n := 0
+	for k, v := range md {
+		n += len(k) + len(v) + 6
+	}
+	return n
+}
+
+func (p *Participant) appendJSON(b []byte) []byte {
+	b = append(b, `{"participant_id":`...)
+	b = appendString(b, p.ID)
+	b = append(b, `,"index":`...)
+	b = strconv.AppendInt(b, int64(p.Index), 10)
+	if p.GroupID != "" {
+		b = append(b, `,"group_id":`...)
+		b = appendString(b, p.GroupID)
+	}
+	b = appendMillis(b, `,"total_time_ms":`, p.TotalTime)
+	b = appendMillis(b, `,"time_used_ms":`, p.TimeUsed)
+	b = append(b, `,"cycle_count":`...)
+	b = strconv.AppendInt(b, int64(p.CycleCount), 10)
+	b = append(b, `,"is_active":`...)
+	b = strconv.AppendBool(b, p.IsActive)
+	b = append(b, `,"has_expired":`...)
+	b = strconv.AppendBool(b, p.HasExpired)
+	return append(b, '}')
+}
+
+func appendMillis(b []byte, name string, d time.Duration) []byte {
+	b = append(b, name...)
+	return strconv.AppendInt(b, d.Milliseconds(), 10)
+}
+
+func appendTime(b []byte, name string, t *time.Time) []byte {
+	b = append(b, name...)
+	if t == nil || t.IsZero() {
+		return append(b, "null"...)
+	}
+	b = append(b, '"')
+	b = t.UTC().AppendFormat(b, jsonTimeLayout)
+	return append(b, '"')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
+// with encoding/json; validation keeps it out of stored states.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// UnmarshalJSON decodes s from its stored JSON form. Unknown fields are
+// skipped, so that instances of an older version read states written by a
+// newer one.
+func (s *State) UnmarshalJSON(data []byte) error {
+	d := decoder{data: data}
+	var out State
+	err := d.object(func(name []byte) error {
+		var err error
+		switch string(name) {
+		case "session_id":
+			out.SessionID, err = d.string()
+		case "mode":
+			var m string
+			m, err = d.string()
+			out.Mode = Mode(m)
+		case "status":
+			var st string
+			st, err = d.string()
+			out.Status = Status(st)
+		case "version":
+			out.Version, err = d.int()
+		case "participants":
+			out.Participants, err = d.participants()
+		case "active_participant_id":
+			out.ActiveParticipantID, err = d.string()
+		case "total_time_ms":
+			out.TotalTime, err = d.millis()
+		case "time_per_cycle_ms":
+			out.TimePerCycle, err = d.millis()
+		case "increment_ms":
+			out.Increment, err = d.millis()
+		case "max_time_ms":
+			out.MaxTime, err = d.millis()
+		case "cycle_started_at":
+			out.CycleStartedAt, err = d.timePtr()
+		case "session_started_at":
+			out.SessionStartedAt, err = d.timePtr()
+		case "session_completed_at":
+			out.SessionCompletedAt, err = d.timePtr()
+		case "created_at":
+			out.CreatedAt, err = d.time()
+		case "updated_at":
+			out.UpdatedAt, err = d.time()
+		case "metadata":
+			out.Metadata, err = d.metadata()
+		default:
+			err = d.skip()
+		}
+		return err
+	})
+	if err == nil {
+		err = d.end()
+	}
+	if err != nil {
+		return err
+	}
+	*s = out
+	return nil
+}
+
+func (d *decoder) participants() ([]Participant, error) {
+	if d.null() {
+		return nil, nil
+	}
+	var ps []Participant
+	err := d.array(func() error {
+		var p Participant
+		err := d.object(func(name []byte) error {
+			var err error
+			switch string(name) {
+			case "participant_id":
+				p.ID, err = d.string()
+			case "index":
+				p.Index, err = d.smallInt()
+			case "group_id":
+				p.GroupID, err = d.string()
+			case "total_time_ms":
+				p.TotalTime, err = d.millis()
+			case "time_used_ms":
+				p.TimeUsed, err = d.millis()
+			case "cycle_count":
+				p.CycleCount, err = d.smallInt()
+			case "is_active":
+				p.IsActive, err = d.bool()
+			case "has_expired":
+				p.HasExpired, err = d.bool()
+			default:
+				err = d.skip()
+			}
+			return err
+		})
+		ps = append(ps, p)
+		return err
+	})
+	if ps == nil && err == nil {
+		ps = []Participant{}
+	}
+	return ps, err
+}
+
+func (d *decoder) metadata() (map[string]string, error) {
+	if d.null() {
+		return nil, nil
+	}
+	md := make(map[string]string)
+	err := d.object(func(name []byte) error {
+		k, err := unquote(name)
+		if err != nil {
+			return err
+		}
+		md[k], err = d.string()
+		return err
+	})
+	return md, err
+}
+
+// decoder reads one JSON document. Its methods read one value each, after
+// any white space.
+type decoder struct {
+	data []byte
+	pos  int
+}
+
+var errJSONEnd = errors.New("unexpected end of JSON input")
+
+func (d *decoder) errorf(format string, args ...any) error {
+	return fmt.Errorf("JSON at offset %d: %s", d.pos, fmt.Sprintf(format, args...))
+}
+
+func (d *decoder) ws() {
+	for d.pos < len(d.data) {
+		switch d.data[d.pos] {
+		case ' ', '\t', '\n', '\r':
+			d.pos++
+		default:
+			return
+		}
+	}
+}
+
+// peek returns the next byte after white space, or 0 at the end.
+func (d *decoder) peek() byte {
+	d.ws()
+	if d.pos >= len(d.data) {
+		return 0
+	}
+	return d.data[d.pos]
+}
+
+func (d *decoder) expect(c byte) error {
+	if got := d.peek(); got != c {
+		if got == 0 {
+			return errJSONEnd
+		}
+		return d.errorf("found %q, want %q", got, c)
+	}
+	d.pos++
+	return nil
+}
+
+func (d *decoder) end() error {
+	if d.peek() != 0 {
+		return d.errorf("data after the top-level value")
+	}
+	return nil
+}
+
+// null consumes a null if one is next.
+func (d *decoder) null() bool {
+	if d.peek() == 'n' && len(d.data)-d.pos >= 4 && string(d.data[d.pos:d.pos+4]) == "null" {
+		d.pos += 4
+		return true
+	}
+	return false
+}
+
+// object reads an object, calling field with each raw (still quoted-form)
+// name; field must read the value.
+func (d *decoder) object(field func(name []byte) error) error {
+	if err := d.expect('{'); err != nil {
+		return err
+	}
+	if d.peek() == '}' {
+		d.pos++
+		return nil
+	}
+	for {
+		name, err := d.rawString()
+		if err != nil {
+			return err
+		}
+		if err := d.expect(':'); err != nil {
+			return err
+		}
+		if err := field(name); err != nil {
+			return err
+		}
+		switch d.peek() {
+		case ',':
+			d.pos++
+		case '}':
+			d.pos++
+			return nil
+		case 0:
+			return errJSONEnd
+		default:
+			return d.errorf("found %q in an object", d.data[d.pos])
+		}
+	}
+}
+
+func (d *decoder) array(elem func() error) error {
+	if err := d.expect('['); err != nil {
+		return err
+	}
+	if d.peek() == ']' {
+		d.pos++
+		return nil
+	}
+	for {
+		if err := elem(); err != nil {
+			return err
+		}
+		switch d.peek() {
+		case ',':
+			d.pos++
+		case ']':
+			d.pos++
+			return nil
+		case 0:
+			return errJSONEnd
+		default:
+			return d.errorf("found %q in an array", d.data[d.pos])
+		}
+	}
+}
+
+// rawString returns the body of the next string as it stands in the input,
+// escapes and all.
+func (d *decoder) rawString() ([]byte, error) {
+	if err := d.expect('"'); err != nil {
+		return nil, err
+	}
+	start := d.pos
+	for d.pos < len(d.data) {
+		switch c := d.data[d.pos]; {
+		case c == '"':
+			d.pos++
+			return d.data[start : d.pos-1], nil
+		case c == '\\':
+			d.pos += 2
+		case c < 0x20:
+			return nil, d.errorf("control character in a string")
+		default:
+			d.pos++
+		}
+	}
+	return nil, errJSONEnd
+}
+
+func (d *decoder) string() (string, error) {
+	if d.null() {
+		return "", nil
+	}
+	raw, err := d.rawString()
+	if err != nil {
+		return "", err
+	}
+	return unquote(raw)
+}
+
+// unquote decodes the escapes of a string body. Invalid UTF-8 becomes
+// U+FFFD, as with encoding/json.
+func unquote(raw []byte) (string, error) {
+	i := 0
+	for i < len(raw) && raw[i] != '\\' && raw[i] < utf8.RuneSelf {
+		i++
+	}
+	if i == len(raw) {
+		return string(raw), nil
+	}
+	b := make([]byte, 0, len(raw))
+	b = append(b, raw[:i]...)
+	for i < len(raw) {
+		c := raw[i]
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRune(raw[i:])
+			b = utf8.AppendRune(b, r) // RuneError for invalid bytes
+			i += size
+			continue
+		}
+		if c != '\\' {
+			b = append(b, c)
+			i++
+			continue
+		}
+		if i+1 >= len(raw) {
+			return "", errors.New("JSON: bad escape at the end of a string")
+		}
+		switch e := raw[i+1]; e {
+		case '"', '\\', '/':
+			b = append(b, e)
+		case 'b':
+			b = append(b, '\b')
+		case 'f':
+			b = append(b, '\f')
+		case 'n':
+			b = append(b, '\n')
+		case 'r':
+			b = append(b, '\r')
+		case 't':
+			b = append(b, '\t')
+		case 'u':
+			r, ok := hex4(raw[i+2:])
+			if !ok {
+				return "", errors.New(`JSON: bad \u escape`)
+			}
+			i += 6
+			if utf16.IsSurrogate(r) {
+				// A pair makes one rune; a lone half is U+FFFD.
+				high := r
+				r = utf8.RuneError
+				if i+6 <= len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
+					if low, ok := hex4(raw[i+2:]); ok {
+						if pair := utf16.DecodeRune(high, low); pair != utf8.RuneError {
+							r = pair
+							i += 6
+						}
+					}
+				}
+			}
+			b = utf8.AppendRune(b, r)
+			continue
+		default:
+			return "", fmt.Errorf("JSON: bad escape \\%c", e)
+		}
+		i += 2
+	}
+	return string(b), nil
+}
+
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// number returns the bytes of the next number, checked against the JSON
+// grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?. integer reports
+// whether it has neither fraction nor exponent.
+func (d *decoder) number() (n []byte, integer bool, err error) {
+	d.ws()
+	start := d.pos
+	digits := func() int {
+		from := d.pos
+		for d.pos < len(d.data) && '0' <= d.data[d.pos] && d.data[d.pos] <= '9' {
+			d.pos++
+		}
+		return d.pos - from
+	}
+	next := func(set string) bool {
+		if d.pos < len(d.data) && strings.IndexByte(set, d.data[d.pos]) >= 0 {
+			d.pos++
+			return true
+		}
+		return false
+	}
+	next("-")
+	first := d.pos
+	if n := digits(); n == 0 || (n > 1 && d.data[first] == '0') {
+		return nil, false, d.errorf("malformed number")
+	}
+	integer = true
+	if next(".") {
+		integer = false
+		if digits() == 0 {
+			return nil, false, d.errorf("malformed number")
+		}
+	}
+	if next("eE") {
+		integer = false
+		next("+-")
+		if digits() == 0 {
+			return nil, false, d.errorf("malformed number")
+		}
+	}
+	return d.data[start:d.pos], integer, nil
+}
+
+func (d *decoder) int() (int64, error) {
+	if d.null() {
+		return 0, nil
+	}
+	n, integer, err := d.number()
+	if err != nil {
+		return 0, err
+	}
+	if !integer {
+		return 0, d.errorf("%s is not an integer", n)
+	}
+	v, err := strconv.ParseInt(string(n), 10, 64)
+	if err != nil {
+		return 0, d.errorf("%s is out of range", n)
+	}
+	return v, nil
+}
+
+func (d *decoder) smallInt() (int, error) {
+	v, err := d.int()
+	if err != nil {
+		return 0, err
+	}
+	if v < -1<<31 || v > 1<<31-1 {
+		return 0, d.errorf("%d is out of range", v)
+	}
+	return int(v), nil
+}
+
+func (d *decoder) millis() (time.Duration, error) {
+	v, err := d.int()
+	if err != nil {
+		return 0, err
+	}
+	const limit = math.MaxInt64 / int64(time.Millisecond)
+	if v > limit || v < -limit {
+		return 0, d.errorf("%d ms is out of range", v)
+	}
+	return time.Duration(v) * time.Millisecond, nil
+}
+
+func (d *decoder) bool() (bool, error) {
+	if d.null() {
+		return false, nil
+	}
+	rest := d.data[d.pos:]
+	switch {
+	case len(rest) >= 4 && string(rest[:4]) == "true":
+		d.pos += 4
+		return true, nil
+	case len(rest) >= 5 && string(rest[:5]) == "false":
+		d.pos += 5
+		return false, nil
+	}
+	return false, d.errorf("want true or false")
+}
+
+func (d *decoder) time() (time.Time, error) {
+	t, err := d.timePtr()
+	if err != nil || t == nil {
+		return time.Time{}, err
+	}
+	return *t, nil
+}
+
+func (d *decoder) timePtr() (*time.Time, error) {
+	if d.null() {
+		return nil, nil
+	}
+	raw, err := d.rawString()
+	if err != nil {
+		return nil, err
+	}
+	t, err := time.Parse(time.RFC3339, string(raw))
+	if err != nil {
+		return nil, fmt.Errorf("JSON: %w", err)
+	}
+	t = t.UTC()
+	return &t, nil
+}
+
+// skip reads and drops one value of any kind.
+func (d *decoder) skip() error {
+	switch c := d.peek(); {
+	case c == '{':
+		return d.object(func([]byte) error { return d.skip() })
+	case c == '[':
+		return d.array(d.skip)
+	case c == '"':
+		raw, err := d.rawString()
+		if err == nil {
+			_, err = unquote(raw)
+		}
+		return err
+	case c == 't' || c == 'f':
+		_, err := d.bool()
+		return err
+	case c == 'n':
+		if !d.null() {
+			return d.errorf("want null")
+		}
+		return nil
+	case c == 0:
+		return errJSONEnd
+	default:
+		_, _, err := d.number()
+		return err
+	}
+}
