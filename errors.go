@@ -28,6 +28,7 @@ type StateError struct {
 	Problem string
 }
 
+// Error returns "synckairos: invalid state: <field>: <problem>".
 func (e *StateError) Error() string {
 	return fmt.Sprintf("synckairos: invalid state: %s: %s", e.Field, e.Problem)
 }

@@ -3,10 +3,13 @@ module github.com/synckairos/synckairos
 go 1.26
 
 require (
-	github.com/alicebob/miniredis/v2 v2.40.0 // indirect
-	github.com/google/go-cmp v0.7.0 // indirect
-	github.com/redis/rueidis v1.0.79 // indirect
+	github.com/alicebob/miniredis/v2 v2.40.0
+	github.com/google/go-cmp v0.7.0
+	github.com/redis/rueidis v1.0.79
+	go.uber.org/goleak v1.3.0
+)
+
+require (
 	github.com/yuin/gopher-lua v1.1.1 // indirect
-	go.uber.org/goleak v1.3.0 // indirect
 	golang.org/x/sys v0.47.0 // indirect
 )

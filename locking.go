@@ -23,6 +23,7 @@ type ConflictError struct {
 	Current *State
 }
 
+// Error names the session and both versions.
 func (e *ConflictError) Error() string {
 	return fmt.Sprintf("synckairos: version conflict on session %q: expected version %d, found %d", e.SessionID, e.Expected, e.Actual)
 }
@@ -92,6 +93,11 @@ const (
 // it may be called more than once, each time with the then current state, so
 // it must not have effects outside that state. An error from fn stops
 // MutateSession and is returned as it is, with nothing written.
+//
+// Calls for one session from one Manager take turns, so that they never
+// conflict with each other, only with other instances; fn must therefore not
+// call MutateSession for the same session on the same Manager, which would
+// wait for itself until ctx is done.
 //
 // The first retry runs at once on the state carried by the conflict, which is
 // fresh at that moment. Later retries wait (10 ms, 20 ms, 40 ms, … with
