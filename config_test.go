@@ -15,11 +15,12 @@ func TestConfigDefaults(t *testing.T) {
 	var nilCfg *synckairos.Config
 	c := nilCfg.WithDefaults()
 	if c.KeyPrefix != synckairos.DefaultKeyPrefix || c.SessionTTL != synckairos.DefaultSessionTTL ||
-		c.Partitions != synckairos.DefaultPartitions || c.MaxAttempts != synckairos.DefaultMaxAttempts || c.Logger == nil {
+		c.Partitions != synckairos.DefaultPartitions || c.MaxAttempts != synckairos.DefaultMaxAttempts ||
+		c.SubscriptionBuffer != synckairos.DefaultSubscriptionBuffer || c.Logger == nil {
 		t.Fatalf("defaults: %+v", c)
 	}
 	logger := slog.New(slog.DiscardHandler)
-	set := &synckairos.Config{KeyPrefix: "app:", SessionTTL: time.Minute, Partitions: 64, MaxAttempts: 9, Logger: logger}
+	set := &synckairos.Config{KeyPrefix: "app:", SessionTTL: time.Minute, Partitions: 64, MaxAttempts: 9, SubscriptionBuffer: 7, Logger: logger}
 	if got := set.WithDefaults(); *got != *set {
 		t.Fatalf("WithDefaults changed set fields: %+v", got)
 	}
@@ -37,10 +38,11 @@ func TestNewRefusesInvalidConfig(t *testing.T) {
 	}
 	defer client.Close()
 	for field, cfg := range map[string]*synckairos.Config{
-		"KeyPrefix":   {KeyPrefix: "app{1}:"},
-		"SessionTTL":  {SessionTTL: time.Millisecond},
-		"Partitions":  {Partitions: synckairos.MaxPartitions + 1},
-		"MaxAttempts": {MaxAttempts: -1},
+		"KeyPrefix":          {KeyPrefix: "app{1}:"},
+		"SessionTTL":         {SessionTTL: time.Millisecond},
+		"Partitions":         {Partitions: synckairos.MaxPartitions + 1},
+		"MaxAttempts":        {MaxAttempts: -1},
+		"SubscriptionBuffer": {SubscriptionBuffer: -1},
 	} {
 		_, err := synckairos.New(client, cfg)
 		if err == nil || !strings.Contains(err.Error(), "Config."+field) {

@@ -172,7 +172,20 @@ func appendString(b []byte, s string) []byte {
 func (s *State) UnmarshalJSON(data []byte) error {
 	d := decoder{data: data}
 	var out State
-	err := d.object(func(name []byte) error {
+	err := d.state(&out)
+	if err == nil {
+		err = d.end()
+	}
+	if err != nil {
+		return err
+	}
+	*s = out
+	return nil
+}
+
+// state reads a State object into out.
+func (d *decoder) state(out *State) error {
+	return d.object(func(name []byte) error {
 		var err error
 		switch string(name) {
 		case "session_id":
@@ -216,14 +229,6 @@ func (s *State) UnmarshalJSON(data []byte) error {
 		}
 		return err
 	})
-	if err == nil {
-		err = d.end()
-	}
-	if err != nil {
-		return err
-	}
-	*s = out
-	return nil
 }
 
 func (d *decoder) participants() ([]Participant, error) {

@@ -15,6 +15,7 @@ import (
 	"github.com/synckairos/synckairos/internal/clock"
 	"github.com/synckairos/synckairos/internal/keylock"
 	"github.com/synckairos/synckairos/internal/keys"
+	"github.com/synckairos/synckairos/internal/pubsub"
 	"github.com/synckairos/synckairos/internal/store"
 )
 
@@ -29,6 +30,9 @@ const (
 	// DefaultMaxAttempts is how many compare-and-set attempts MutateSession
 	// makes before it returns the conflict.
 	DefaultMaxAttempts = 5
+	// DefaultSubscriptionBuffer is how many messages a subscription holds
+	// for a callback that has not caught up.
+	DefaultSubscriptionBuffer = 1024
 	// MaxPartitions bounds Config.Partitions: Redis Cluster's slot count.
 	MaxPartitions = 16384
 )
@@ -64,6 +68,12 @@ type Config struct {
 	// before it returns the *ConflictError. Defaults to DefaultMaxAttempts.
 	MaxAttempts int
 
+	// SubscriptionBuffer is how many messages each subscription holds for
+	// its callback. When a callback falls further behind, the backlog is
+	// dropped and the callback gets one resync event instead. Defaults to
+	// DefaultSubscriptionBuffer.
+	SubscriptionBuffer int
+
 	// Logger receives the Manager's logs. Defaults to slog.Default().
 	Logger *slog.Logger
 
@@ -90,12 +100,13 @@ func (c *Config) WithDefaults() *Config {
 		c = &Config{}
 	}
 	return &Config{
-		KeyPrefix:   cmp.Or(c.KeyPrefix, DefaultKeyPrefix),
-		SessionTTL:  cmp.Or(c.SessionTTL, DefaultSessionTTL),
-		Partitions:  cmp.Or(c.Partitions, DefaultPartitions),
-		MaxAttempts: cmp.Or(c.MaxAttempts, DefaultMaxAttempts),
-		Logger:      cmp.Or(c.Logger, slog.Default()),
-		Test:        c.Test,
+		KeyPrefix:          cmp.Or(c.KeyPrefix, DefaultKeyPrefix),
+		SessionTTL:         cmp.Or(c.SessionTTL, DefaultSessionTTL),
+		Partitions:         cmp.Or(c.Partitions, DefaultPartitions),
+		MaxAttempts:        cmp.Or(c.MaxAttempts, DefaultMaxAttempts),
+		SubscriptionBuffer: cmp.Or(c.SubscriptionBuffer, DefaultSubscriptionBuffer),
+		Logger:             cmp.Or(c.Logger, slog.Default()),
+		Test:               c.Test,
 	}
 }
 
@@ -109,6 +120,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("synckairos: Config.Partitions %d is outside 1 to %d", c.Partitions, MaxPartitions)
 	case c.MaxAttempts < 1:
 		return fmt.Errorf("synckairos: Config.MaxAttempts %d is below the minimum of 1", c.MaxAttempts)
+	case c.SubscriptionBuffer < 1:
+		return fmt.Errorf("synckairos: Config.SubscriptionBuffer %d is below the minimum of 1", c.SubscriptionBuffer)
 	}
 	return nil
 }
@@ -124,6 +137,7 @@ type Manager struct {
 	store      *store.Store
 	clock      *clock.Redis // nil when Config.Test.Clock is set
 	mutating   keylock.Map  // sessions in MutateSession in this process
+	hub        *pubsub.Hub  // subscriptions, over one dedicated connection
 	closed     atomic.Bool
 }
 
@@ -148,6 +162,7 @@ func New(client rueidis.Client, cfg *Config) (*Manager, error) {
 		cfg:    cfg,
 		layout: layout,
 		store:  store.New(client, layout, cfg.SessionTTL),
+		hub:    pubsub.NewHub(client, cfg.Logger),
 	}
 	if cfg.Test.Clock == nil {
 		m.clock = clock.NewRedis(client, clockRecalibration, func(err error) {
@@ -184,12 +199,14 @@ func Dial(ctx context.Context, redisURL string, cfg *Config) (*Manager, error) {
 	return m, nil
 }
 
-// Close releases the Manager. Later calls of its methods return ErrClosed.
-// It closes the rueidis client only if Dial created it. Close is idempotent.
+// Close ends the Manager's subscriptions, waiting for their goroutines, and
+// releases the Manager. Later calls of its methods return ErrClosed. It
+// closes the rueidis client only if Dial created it. Close is idempotent.
 func (m *Manager) Close() error {
 	if m.closed.Swap(true) {
 		return nil
 	}
+	m.hub.Close()
 	if m.ownsClient {
 		m.client.Close()
 	}

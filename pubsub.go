@@ -1,0 +1,228 @@
+package synckairos
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/redis/rueidis"
+
+	"github.com/synckairos/synckairos/internal/pubsub"
+)
+
+// EventKind says what a SessionEvent reports.
+type EventKind string
+
+// The kinds of SessionEvent.
+const (
+	EventCreated EventKind = "created" // a session was created, at Version 1
+	EventUpdated EventKind = "updated" // a session was changed
+	EventDeleted EventKind = "deleted" // a session was deleted; State is nil
+	// EventResync says that events may have been lost: the subscription
+	// overflowed, or its connection was replaced. SessionID and State are
+	// empty. Re-read every session the application holds.
+	EventResync EventKind = "resync"
+)
+
+// SessionEvent is one committed change of a session, as announced by the
+// write that committed it.
+type SessionEvent struct {
+	Kind      EventKind
+	SessionID string
+	// Version is the version the change committed. A deletion carries the
+	// version after the last stored one.
+	Version int64
+	// State is the stored state at Version; nil for EventDeleted and
+	// EventResync.
+	State *State
+}
+
+// Broadcast is one application message published to a session's channel.
+type Broadcast struct {
+	SessionID string
+	Payload   []byte
+	// Resync says that broadcasts may have been lost, as EventResync does;
+	// SessionID and Payload are then empty.
+	Resync bool
+}
+
+// MaxBroadcastBytes bounds the payload of one broadcast.
+const MaxBroadcastBytes = 1 << 20
+
+// Subscription is a running subscription. It ends when the context given to
+// the Subscribe call is done or Close is called; its goroutine ends with it.
+type Subscription struct {
+	sub *pubsub.Sub
+}
+
+// Close ends the subscription and returns once its goroutine has ended,
+// after the callback call in progress, if any, has returned. Close must not
+// be called from the subscription's own callback, which it would wait for:
+// cancel the Subscribe context instead. Close is idempotent.
+func (s *Subscription) Close() error {
+	s.sub.Close()
+	return nil
+}
+
+// Done is closed when the subscription has ended.
+func (s *Subscription) Done() <-chan struct{} { return s.sub.Done() }
+
+// SubscribeToUpdates calls fn with every change committed from now on, by any
+// instance, to any session under the Manager's key prefix. It returns once
+// Redis has confirmed the subscription, so a change committed after it
+// returns is delivered.
+//
+// fn runs on a goroutine of the subscription, one event at a time, in the
+// order Redis delivered them; it never runs on the Redis connection, and a
+// slow fn never stalls the client. Up to Config.SubscriptionBuffer events
+// wait for fn; past that the backlog is dropped and fn gets one EventResync
+// instead. A lost connection is re-established by itself, and fn then gets
+// EventResync: changes published while it was down are gone. Messages on the
+// channel that do not decode are logged and skipped.
+func (m *Manager) SubscribeToUpdates(ctx context.Context, fn func(SessionEvent)) (*Subscription, error) {
+	if fn == nil {
+		return nil, fmt.Errorf("synckairos: SubscribeToUpdates: nil callback")
+	}
+	deliver := func(msg rueidis.PubSubMessage) {
+		ev, err := decodeEvent(msg.Message)
+		if err != nil {
+			m.cfg.Logger.Warn("synckairos: skipping a malformed message", "channel", msg.Channel, "err", err)
+			return
+		}
+		fn(ev)
+	}
+	resync := func() { fn(SessionEvent{Kind: EventResync}) }
+	return m.subscribe(ctx, pubsub.Channel, m.layout.Updates(), deliver, resync)
+}
+
+// BroadcastToSession publishes payload on the session's broadcast channel,
+// for the subscribers of SubscribeToBroadcasts and SubscribeToSession on
+// every instance. Redis pub/sub delivers it to those subscribed now, at most
+// once; nothing is stored. The session need not exist.
+func (m *Manager) BroadcastToSession(ctx context.Context, sessionID string, payload []byte) error {
+	if err := m.check(); err != nil {
+		return err
+	}
+	if err := validateID("session_id", sessionID); err != nil {
+		return err
+	}
+	if len(payload) > MaxBroadcastBytes {
+		return invalid("payload", "%d bytes, want at most %d", len(payload), MaxBroadcastBytes)
+	}
+	cmd := m.client.B().Publish().Channel(m.layout.Broadcast(sessionID)).Message(rueidis.BinaryString(payload)).Build()
+	if err := m.client.Do(ctx, cmd).Error(); err != nil {
+		return fmt.Errorf("synckairos: broadcast to session %q: %w", sessionID, err)
+	}
+	return nil
+}
+
+// SubscribeToBroadcasts calls fn with every broadcast to any session under
+// the Manager's key prefix (a pattern subscription to <prefix>ws:*). Delivery
+// works as with SubscribeToUpdates; a lost backlog or connection gives one
+// Broadcast with Resync set.
+func (m *Manager) SubscribeToBroadcasts(ctx context.Context, fn func(Broadcast)) (*Subscription, error) {
+	if fn == nil {
+		return nil, fmt.Errorf("synckairos: SubscribeToBroadcasts: nil callback")
+	}
+	channelPrefix := m.layout.Broadcast("")
+	deliver := func(msg rueidis.PubSubMessage) {
+		fn(Broadcast{SessionID: strings.TrimPrefix(msg.Channel, channelPrefix), Payload: []byte(msg.Message)})
+	}
+	resync := func() { fn(Broadcast{Resync: true}) }
+	return m.subscribe(ctx, pubsub.Pattern, globEscape(channelPrefix)+"*", deliver, resync)
+}
+
+// SubscribeToSession calls fn with every broadcast to one session. Delivery
+// works as with SubscribeToBroadcasts.
+func (m *Manager) SubscribeToSession(ctx context.Context, sessionID string, fn func(Broadcast)) (*Subscription, error) {
+	if fn == nil {
+		return nil, fmt.Errorf("synckairos: SubscribeToSession: nil callback")
+	}
+	if err := validateID("session_id", sessionID); err != nil {
+		return nil, err
+	}
+	deliver := func(msg rueidis.PubSubMessage) {
+		fn(Broadcast{SessionID: sessionID, Payload: []byte(msg.Message)})
+	}
+	resync := func() { fn(Broadcast{Resync: true}) }
+	return m.subscribe(ctx, pubsub.Channel, m.layout.Broadcast(sessionID), deliver, resync)
+}
+
+func (m *Manager) subscribe(ctx context.Context, kind pubsub.Kind, name string, deliver func(rueidis.PubSubMessage), resync func()) (*Subscription, error) {
+	if err := m.check(); err != nil {
+		return nil, err
+	}
+	sub := m.hub.NewSub(m.cfg.SubscriptionBuffer, deliver, resync)
+	go sub.Run(ctx)
+	if err := m.hub.Subscribe(ctx, kind, name, sub); err != nil {
+		sub.Close()
+		if err == pubsub.ErrClosed {
+			return nil, ErrClosed
+		}
+		return nil, fmt.Errorf("synckairos: subscribe to %s: %w", name, err)
+	}
+	return &Subscription{sub: sub}, nil
+}
+
+// globEscape escapes the glob characters of s for a PSUBSCRIBE pattern, so
+// that a key prefix is matched literally.
+func globEscape(s string) string {
+	if !strings.ContainsAny(s, `*?[]\`) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// decodeEvent decodes a message of the updates channel, as the write script
+// builds it.
+func decodeEvent(msg string) (SessionEvent, error) {
+	d := decoder{data: []byte(msg)}
+	var ev SessionEvent
+	var kind string
+	err := d.object(func(name []byte) error {
+		var err error
+		switch string(name) {
+		case "kind":
+			kind, err = d.string()
+		case "session_id":
+			ev.SessionID, err = d.string()
+		case "version":
+			ev.Version, err = d.int()
+		case "state":
+			if d.null() {
+				return nil
+			}
+			ev.State = new(State)
+			err = d.state(ev.State)
+		default:
+			err = d.skip()
+		}
+		return err
+	})
+	if err == nil {
+		err = d.end()
+	}
+	if err != nil {
+		return SessionEvent{}, err
+	}
+	ev.Kind = EventKind(kind)
+	switch {
+	case ev.Kind != EventCreated && ev.Kind != EventUpdated && ev.Kind != EventDeleted:
+		return SessionEvent{}, fmt.Errorf("unknown kind %q", kind)
+	case ev.SessionID == "" || ev.Version < 1:
+		return SessionEvent{}, fmt.Errorf("no session ID or version")
+	case ev.Kind != EventDeleted && (ev.State == nil || ev.State.SessionID != ev.SessionID):
+		return SessionEvent{}, fmt.Errorf("%s event without the state of session %q", kind, ev.SessionID)
+	}
+	if ev.State != nil {
+		ev.State.Version = ev.Version
+	}
+	return ev, nil
+}
