@@ -143,3 +143,40 @@ func measure(b *testing.B, raw rawGet, op func()) {
 	b.ReportMetric(float64(p50)/float64(rawP50), "x-raw-p50")
 	b.ReportMetric(float64(raw.bytes), "state-bytes")
 }
+
+// BenchmarkDeliveryLatency measures from the start of UpdateSession on one
+// Manager to the callback of SubscribeToUpdates on a second Manager with its
+// own client, one update at a time. raw-p50-ns is a GET on the writer's
+// client in the same iterations.
+func BenchmarkDeliveryLatency(b *testing.B) {
+	writer, raw, state := benchSetup(b, 2)
+	reader, err := synckairos.New(newRedisClient(b), &synckairos.Config{KeyPrefix: writer.KeyPrefix()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { reader.Close() })
+	ctx := context.Background()
+	arrived := make(chan time.Time, 1)
+	sub, err := reader.SubscribeToUpdates(ctx, func(ev synckairos.SessionEvent) {
+		if ev.Kind == synckairos.EventUpdated {
+			arrived <- time.Now()
+		}
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { sub.Close() })
+	lat := make([]time.Duration, 0, b.N)
+	measure(b, raw, func() {
+		start := time.Now()
+		next := state.Clone()
+		next.Participants[0].CycleCount++
+		if state, err = writer.UpdateSession(ctx, next); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, (<-arrived).Sub(start))
+	})
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "delivery-p50-ns")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "delivery-p99-ns")
+}

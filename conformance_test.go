@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/synckairos/synckairos"
+	"github.com/synckairos/synckairos/synckairostest"
 )
 
 // The conformance suite: every test runs on the fake and on the real Redis.
@@ -153,7 +154,7 @@ func TestUpdateIncrementsVersion(t *testing.T) {
 			}
 			s = next
 		}
-		if b.fake != nil && !s.UpdatedAt.Equal(synckairostestEpoch().Add(1500*time.Millisecond)) {
+		if b.fake != nil && !s.UpdatedAt.Equal(synckairostest.Epoch.Add(1500*time.Millisecond)) {
 			t.Errorf("UpdatedAt %v, want the fake clock's time", s.UpdatedAt)
 		}
 		if s.Participants[0].CycleCount != 3 {

@@ -64,15 +64,53 @@ back off (10 ms, 20 ms, 40 ms, … with jitter) and read afresh, up to
 Config.MaxAttempts attempts. Calls on one session within one process take
 turns, so they conflict only with other processes.
 
-# Change announcements
+# Subscriptions
 
-The script that commits a change publishes it on the channel
-<prefix>session-updates, as JSON:
+The script that commits a change also publishes it, so every instance can
+follow every session without polling:
+
+	sub, err := m.SubscribeToUpdates(ctx, func(ev synckairos.SessionEvent) {
+		switch ev.Kind {
+		case synckairos.EventResync:
+			// Events may have been lost: re-read the sessions you hold.
+		default:
+			// ev.SessionID is at ev.Version; ev.State is nil for EventDeleted.
+		}
+	})
+	defer sub.Close()
+
+Applications broadcast their own messages to a session's channel with
+BroadcastToSession, and receive them with SubscribeToBroadcasts (every
+session) or SubscribeToSession (one).
+
+The contract of every subscription:
+
+  - Subscribe returns once Redis has confirmed the subscription: anything
+    published after it returns is delivered.
+  - The callback runs on the subscription's own goroutine, one message at a
+    time, in the order Redis delivered them. It never runs on the Redis
+    connection, so a slow callback never stalls the client.
+  - Up to Config.SubscriptionBuffer messages wait for a slow callback. Past
+    that the backlog is dropped and the callback gets one resync
+    (EventResync, or a Broadcast with Resync set) in its place.
+  - Redis pub/sub keeps nothing for a disconnected subscriber. When the
+    connection is lost, the subscription reconnects by itself and, once
+    subscribed again, delivers a resync: what was published in between is
+    gone, and the application re-reads what it holds. Versions tell which
+    later events it has already seen.
+  - A message that does not decode is logged and skipped.
+  - The subscription ends when its context is done or Close is called, and its
+    goroutine ends with it. Manager.Close ends every subscription.
+
+All subscriptions of a Manager share one dedicated Redis connection taken from
+its client.
+
+The updates channel is <prefix>session-updates; its messages are JSON:
 
 	{"kind":"updated","session_id":"game-42","version":3,"state":{...}}
 
 kind is "created", "updated" or "deleted"; a deletion carries no state and
-the version after the last one.
+the version after the last one. Broadcasts go to <prefix>ws:<sessionID>.
 
 # Keys
 

@@ -1,9 +1,5 @@
-package synckairos_test
+package synckairos
 
-import (
-	"time"
-
-	"github.com/synckairos/synckairos/synckairostest"
-)
-
-func synckairostestEpoch() time.Time { return synckairostest.Epoch }
+// SubscriberConnID returns the Redis client ID of the Manager's subscriber
+// connection, for fault tests that kill it.
+func SubscriberConnID(m *Manager) int64 { return m.hub.ConnID() }

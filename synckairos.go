@@ -213,6 +213,9 @@ func (m *Manager) Close() error {
 	return nil
 }
 
+// KeyPrefix returns the prefix of the Manager's keys and channels.
+func (m *Manager) KeyPrefix() string { return m.cfg.KeyPrefix }
+
 // Now returns the Manager's current time: the Redis server time (or the test
 // clock). Use it with State.RemainingAt and friends, so that every instance
 // computes the same remaining time.

@@ -128,6 +128,8 @@ func (h *Hub) Subscribe(ctx context.Context, kind Kind, name string, sub *Sub) e
 	case <-ctx.Done():
 		h.Remove(sub)
 		return ctx.Err()
+	case <-sub.done: // closed meanwhile, by Hub.Close
+		return ErrClosed
 	}
 }
 

@@ -1,0 +1,120 @@
+package synckairos_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/synckairos/synckairos"
+	"github.com/synckairos/synckairos/synckairostest"
+)
+
+// Killing the subscriber's connection while updates flow: the subscription
+// reconnects by itself, says Resync, and then delivers every later update.
+// Real Redis only: miniredis has no CLIENT KILL.
+func TestResyncAfterKilledConnection(t *testing.T) {
+	b := newRedisBackend(t)
+	subscriber, writer := b.newManager(nil), b.newManager(nil)
+	ctx := context.Background()
+	events := newCollector[synckairos.SessionEvent]()
+	sub, err := subscriber.SubscribeToUpdates(ctx, events.add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+
+	mustCreate(t, writer, newState("flow", 1))
+	writeCtx, stopWriting := context.WithCancel(ctx)
+	written := make(chan int64, 1)
+	go func() {
+		var last int64
+		defer func() { written <- last }()
+		for writeCtx.Err() == nil {
+			s, err := writer.MutateSession(writeCtx, "flow", func(s *synckairos.State) error {
+				s.Participants[0].CycleCount++
+				return nil
+			})
+			if err == nil {
+				last = s.Version
+			}
+		}
+	}()
+	defer stopWriting()
+
+	events.waitFor(t, 20)
+	id := synckairos.SubscriberConnID(subscriber)
+	if id == 0 {
+		t.Fatal("no subscriber connection ID")
+	}
+	// The connection counts as a pub/sub client, so CLIENT KILL TYPE pubsub
+	// would reach it too; killing it by ID spares other tests' subscribers.
+	list, err := b.raw.Do(ctx, b.raw.B().ClientList().TypePubsub().Build()).ToString()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(list, "id="+strconv.FormatInt(id, 10)+" ") {
+		t.Fatalf("connection %d is not among the pub/sub clients:\n%s", id, list)
+	}
+	if err := b.raw.Do(ctx, b.raw.B().ClientKill().Id(id).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Wait for the resync, then for 20 updates after it.
+	resyncAt := -1
+	for n := 1; resyncAt < 0 || n <= resyncAt+21; n++ {
+		got := events.waitFor(t, n)
+		if resyncAt < 0 && got[n-1].Kind == synckairos.EventResync {
+			resyncAt = n - 1
+		}
+	}
+	stopWriting()
+	last := <-written
+	var got []synckairos.SessionEvent
+	for n := resyncAt + 1; len(got) == 0 || got[len(got)-1].Version < last; n++ {
+		got = events.waitFor(t, n)
+	}
+	after := got[resyncAt+1:]
+	for i := 1; i < len(after); i++ {
+		if after[i].Kind != synckairos.EventUpdated || after[i].Version != after[i-1].Version+1 {
+			t.Fatalf("after the resync: %s v%d follows v%d", after[i].Kind, after[i].Version, after[i-1].Version)
+		}
+	}
+	if id2 := synckairos.SubscriberConnID(subscriber); id2 == id || id2 == 0 {
+		t.Errorf("subscriber connection %d after killing %d", id2, id)
+	}
+	t.Logf("resync after %d events; %d contiguous updates after it, up to v%d", resyncAt, len(after), last)
+}
+
+// A subscription that cannot reach Redis fails, rather than waiting forever.
+func TestSubscribeWithoutServer(t *testing.T) {
+	srv, err := synckairostest.NewServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := srv.NewClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	m, err := synckairos.New(client, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	srv.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.SubscribeToUpdates(context.Background(), func(synckairos.SessionEvent) {})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("subscribed without a server")
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("SubscribeToUpdates without a server did not return")
+	}
+}
