@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/synckairos/synckairos"
 	"github.com/synckairos/synckairos/synckairostest"
 )
@@ -116,5 +118,36 @@ func TestSubscribeWithoutServer(t *testing.T) {
 		}
 	case <-time.After(waitLimit):
 		t.Fatal("SubscribeToUpdates without a server did not return")
+	}
+}
+
+// A subscription's goroutines, and those of its connection, end with it,
+// while the host's client stays open.
+func TestSubscriptionGoroutinesEnd(t *testing.T) {
+	for _, newBackend := range []func(*testing.T) *backend{newFakeBackend, newRedisBackend} {
+		b := newBackend(t)
+		t.Run(b.name, func(t *testing.T) {
+			m := b.newManager(nil)
+			ctx := context.Background()
+			mustCreate(t, m, newState("leak", 1)) // warms the client up
+			before := goleak.IgnoreCurrent()
+
+			events := newCollector[synckairos.SessionEvent]()
+			s1, err := m.SubscribeToUpdates(ctx, events.add)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s2, err := m.SubscribeToSession(ctx, "leak", func(synckairos.Broadcast) {})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.DeleteSession(ctx, "leak"); err != nil {
+				t.Fatal(err)
+			}
+			events.waitFor(t, 1)
+			s1.Close()
+			s2.Close()
+			goleak.VerifyNone(t, before)
+		})
 	}
 }

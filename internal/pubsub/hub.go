@@ -219,20 +219,22 @@ func (r *run) supervise() {
 	// context of its own, cancelled when the last subscriber leaves.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var release func()
+	// A connection is closed, not returned to rueidis's pool, when its run
+	// ends or it fails: no goroutine of it outlives the subscriptions.
+	var conn rueidis.DedicatedClient
 	defer func() {
-		if release != nil {
-			release()
+		if conn != nil {
+			conn.Close()
 		}
 	}()
 	wait := reconnectMin
 	for {
-		if release != nil {
-			release()
-			release = nil
+		if conn != nil {
+			conn.Close()
 		}
-		connErr, rel, err := r.connect(ctx)
-		release = rel
+		var connErr <-chan error
+		var err error
+		conn, connErr, err = r.connect(ctx)
 		if err != nil {
 			h.log.Warn("synckairos: pub/sub connection failed; retrying", "err", err, "retry_in", wait)
 			r.failUnconfirmed(fmt.Errorf("pub/sub connection: %w", err))
@@ -251,9 +253,9 @@ func (r *run) supervise() {
 
 // connect dedicates a connection, installs the hooks and subscribes every
 // topic on it.
-func (r *run) connect(ctx context.Context) (<-chan error, func(), error) {
+func (r *run) connect(ctx context.Context) (rueidis.DedicatedClient, <-chan error, error) {
 	h := r.hub
-	client, release := h.client.Dedicate()
+	client, _ := h.client.Dedicate() // released by client.Close
 	h.mu.Lock()
 	r.gen++
 	gen := r.gen
@@ -266,7 +268,7 @@ func (r *run) connect(ctx context.Context) (<-chan error, func(), error) {
 	// server without the command (miniredis) leaves the ID at 0.
 	id, err := client.Do(ctx, client.B().ClientId().Build()).AsInt64()
 	if _, refused := rueidis.IsRedisErr(err); err != nil && !refused {
-		return nil, release, err
+		return client, nil, err
 	}
 
 	h.mu.Lock()
@@ -287,15 +289,15 @@ func (r *run) connect(ctx context.Context) (<-chan error, func(), error) {
 
 	if len(channels) > 0 {
 		if err := client.Do(ctx, client.B().Subscribe().Channel(channels...).Build()).Error(); err != nil {
-			return nil, release, err
+			return client, nil, err
 		}
 	}
 	if len(patterns) > 0 {
 		if err := client.Do(ctx, client.B().Psubscribe().Pattern(patterns...).Build()).Error(); err != nil {
-			return nil, release, err
+			return client, nil, err
 		}
 	}
-	return connErr, release, nil
+	return client, connErr, nil
 }
 
 // serve sends the queued (un)subscribes until the connection fails (true:
