@@ -39,6 +39,11 @@ func (e *ConflictError) Is(target error) bool { return target == ErrVersionConfl
 // session has moved on, ErrSessionNotFound if it does not exist, and a
 // *StateError if s is invalid. In each case nothing is written.
 func (m *Manager) UpdateSession(ctx context.Context, s *State) (*State, error) {
+	return m.update(ctx, s, EventSessionUpdated)
+}
+
+// update is UpdateSession with the audit event type of the change.
+func (m *Manager) update(ctx context.Context, s *State, eventType string) (*State, error) {
 	if err := m.check(); err != nil {
 		return nil, err
 	}
@@ -60,7 +65,7 @@ func (m *Manager) UpdateSession(ctx context.Context, s *State) (*State, error) {
 	next.UpdatedAt = now
 	next.normalize()
 	b := next.appendJSON(nil)
-	r, err := m.store.Update(ctx, next.SessionID, s.Version, b)
+	r, err := m.store.Write(ctx, store.Write{Op: "update", SessionID: next.SessionID, Expected: s.Version, State: b, EventType: eventType, At: now})
 	if err != nil {
 		return nil, m.storeError("update", next.SessionID, err)
 	}

@@ -18,6 +18,9 @@ const (
 	EventCreated EventKind = "created" // a session was created, at Version 1
 	EventUpdated EventKind = "updated" // a session was changed
 	EventDeleted EventKind = "deleted" // a session was deleted; State is nil
+	// EventRestored: a lost session was written back at Version by
+	// RestoreSession.
+	EventRestored EventKind = "restored"
 	// EventResync says that events may have been lost: the subscription
 	// overflowed, or its connection was replaced. SessionID and State are
 	// empty. Re-read every session the application holds.
@@ -214,7 +217,7 @@ func decodeEvent(msg string) (SessionEvent, error) {
 	}
 	ev.Kind = EventKind(kind)
 	switch {
-	case ev.Kind != EventCreated && ev.Kind != EventUpdated && ev.Kind != EventDeleted:
+	case ev.Kind != EventCreated && ev.Kind != EventUpdated && ev.Kind != EventDeleted && ev.Kind != EventRestored:
 		return SessionEvent{}, fmt.Errorf("unknown kind %q", kind)
 	case ev.SessionID == "" || ev.Version < 1:
 		return SessionEvent{}, fmt.Errorf("no session ID or version")

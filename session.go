@@ -35,7 +35,7 @@ func (m *Manager) CreateSession(ctx context.Context, s *State) (*State, error) {
 	next.UpdatedAt = now
 	next.normalize()
 	b := next.appendJSON(nil)
-	r, err := m.store.Create(ctx, next.SessionID, b)
+	r, err := m.store.Write(ctx, store.Write{Op: "create", SessionID: next.SessionID, State: b, EventType: EventSessionCreated, At: now})
 	if err != nil {
 		return nil, m.storeError("create", next.SessionID, err)
 	}
@@ -75,7 +75,11 @@ func (m *Manager) DeleteSession(ctx context.Context, id string) error {
 	if err := validateID("session_id", id); err != nil {
 		return err
 	}
-	r, err := m.store.Delete(ctx, id)
+	now, err := m.now(ctx)
+	if err != nil {
+		return err
+	}
+	r, err := m.store.Write(ctx, store.Write{Op: "delete", SessionID: id, EventType: EventSessionDeleted, At: now})
 	if err != nil {
 		return m.storeError("delete", id, err)
 	}
@@ -111,4 +115,46 @@ func (m *Manager) storeError(op, id string, err error) error {
 
 func unexpected(op, id string, r store.Result) error {
 	return fmt.Errorf("synckairos: %s session %q: unexpected script outcome %d", op, id, r.Outcome)
+}
+
+// RestoreSession writes s at s.Version, as it stands, if Redis holds no
+// version of the session at least as new: for restoring lost sessions from a
+// backup or the audit trail (see audit.RecoverSession). It is announced as
+// EventRestored and writes no audit event, since it commits no new version.
+// It returns a *ConflictError carrying the stored state if Redis already has
+// s.Version or a newer one.
+func (m *Manager) RestoreSession(ctx context.Context, s *State) (*State, error) {
+	if err := m.check(); err != nil {
+		return nil, err
+	}
+	if s == nil {
+		return nil, invalid("state", "nil")
+	}
+	if s.Version < 1 {
+		return nil, invalid("version", "%d; want the version to restore at, at least 1", s.Version)
+	}
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	now, err := m.now(ctx)
+	if err != nil {
+		return nil, err
+	}
+	next := s.Clone()
+	next.normalize()
+	r, err := m.store.Write(ctx, store.Write{Op: "restore", SessionID: next.SessionID, Expected: next.Version, State: next.appendJSON(nil), At: now})
+	if err != nil {
+		return nil, m.storeError("restore", next.SessionID, err)
+	}
+	switch r.Outcome {
+	case store.Written:
+		return next, nil
+	case store.Conflict:
+		current, err := decodeState(next.SessionID, r.Version, r.State)
+		if err != nil {
+			return nil, err
+		}
+		return nil, &ConflictError{SessionID: next.SessionID, Expected: next.Version - 1, Actual: r.Version, Current: current}
+	}
+	return nil, unexpected("restore", next.SessionID, r)
 }

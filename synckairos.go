@@ -74,6 +74,12 @@ type Config struct {
 	// DefaultSubscriptionBuffer.
 	SubscriptionBuffer int
 
+	// Audit makes every write append its event, in the same atomic step, to
+	// its partition's outbox stream, from which the relay of package audit
+	// moves it to Postgres. Run a relay whenever Audit is on: the outboxes
+	// grow until one does. Defaults to false.
+	Audit bool
+
 	// Logger receives the Manager's logs. Defaults to slog.Default().
 	Logger *slog.Logger
 
@@ -105,6 +111,7 @@ func (c *Config) WithDefaults() *Config {
 		Partitions:         cmp.Or(c.Partitions, DefaultPartitions),
 		MaxAttempts:        cmp.Or(c.MaxAttempts, DefaultMaxAttempts),
 		SubscriptionBuffer: cmp.Or(c.SubscriptionBuffer, DefaultSubscriptionBuffer),
+		Audit:              c.Audit,
 		Logger:             cmp.Or(c.Logger, slog.Default()),
 		Test:               c.Test,
 	}
@@ -161,7 +168,7 @@ func New(client rueidis.Client, cfg *Config) (*Manager, error) {
 		client: client,
 		cfg:    cfg,
 		layout: layout,
-		store:  store.New(client, layout, cfg.SessionTTL),
+		store:  store.New(client, layout, cfg.SessionTTL, cfg.Audit),
 		hub:    pubsub.NewHub(client, cfg.Logger),
 	}
 	if cfg.Test.Clock == nil {
@@ -215,6 +222,12 @@ func (m *Manager) Close() error {
 
 // KeyPrefix returns the prefix of the Manager's keys and channels.
 func (m *Manager) KeyPrefix() string { return m.cfg.KeyPrefix }
+
+// Config returns the Manager's configuration, defaults filled in.
+func (m *Manager) Config() Config { return *m.cfg }
+
+// Client returns the rueidis client the Manager works through.
+func (m *Manager) Client() rueidis.Client { return m.client }
 
 // Now returns the Manager's current time: the Redis server time (or the test
 // clock). Use it with State.RemainingAt and friends, so that every instance

@@ -44,6 +44,14 @@ func (l Layout) Session(sessionID string) string {
 	return l.prefix + l.tag(l.Partition(sessionID)) + ":s:" + sessionID
 }
 
+// Outbox returns the audit outbox stream of a partition.
+func (l Layout) Outbox(partition int) string {
+	return l.prefix + l.tag(partition) + ":outbox"
+}
+
+// Partitions returns the number of partitions.
+func (l Layout) Partitions() int { return l.partitions }
+
 // Updates returns the channel on which every committed change is published.
 func (l Layout) Updates() string {
 	return l.prefix + "session-updates"

@@ -55,11 +55,13 @@ type Store struct {
 	client rueidis.Client
 	layout keys.Layout
 	ttl    string // milliseconds
+	audit  bool
 }
 
-// New returns a Store. ttl is the expiry set by every write.
-func New(client rueidis.Client, layout keys.Layout, ttl time.Duration) *Store {
-	return &Store{client: client, layout: layout, ttl: strconv.FormatInt(ttl.Milliseconds(), 10)}
+// New returns a Store. ttl is the expiry set by every write; audit makes
+// every write append its event to its partition's outbox.
+func New(client rueidis.Client, layout keys.Layout, ttl time.Duration, audit bool) *Store {
+	return &Store{client: client, layout: layout, ttl: strconv.FormatInt(ttl.Milliseconds(), 10), audit: audit}
 }
 
 // Get returns the version and state bytes of a session; found is false when
@@ -87,29 +89,40 @@ func (s *Store) Get(ctx context.Context, id string) (version int64, state []byte
 	return version, state, true, nil
 }
 
-// Create writes a new session at version 1 unless it exists.
-func (s *Store) Create(ctx context.Context, id string, state []byte) (Result, error) {
-	return s.write(ctx, "create", id, "", state)
+// Write is one change for the write script.
+type Write struct {
+	// Op is "create", "update", "delete" or "restore".
+	Op        string
+	SessionID string
+	// Expected is, for an update, the version the change is based on; for
+	// a restore, the version to restore at.
+	Expected int64
+	// State is the state JSON at the version written (none for a delete).
+	State []byte
+	// EventType is the audit event type; the outbox entry is written only
+	// when the store has audit enabled and EventType is set.
+	EventType string
+	// At is the server time of the change.
+	At time.Time
 }
 
-// Update writes a session at expected+1 if it is at expected.
-func (s *Store) Update(ctx context.Context, id string, expected int64, state []byte) (Result, error) {
-	return s.write(ctx, "update", id, strconv.FormatInt(expected, 10), state)
-}
-
-// Delete removes a session.
-func (s *Store) Delete(ctx context.Context, id string) (Result, error) {
-	return s.write(ctx, "delete", id, "", nil)
-}
-
-func (s *Store) write(ctx context.Context, op, id, expected string, state []byte) (Result, error) {
-	quotedID, err := json.Marshal(id)
+// Write runs the write script.
+func (s *Store) Write(ctx context.Context, w Write) (Result, error) {
+	quotedID, err := json.Marshal(w.SessionID)
 	if err != nil {
 		return Result{}, err
 	}
+	eventType := w.EventType
+	if !s.audit || w.Op == "restore" {
+		eventType = ""
+	}
+	partition := s.layout.Partition(w.SessionID)
 	vals, err := writeScript.Exec(ctx, s.client,
-		[]string{s.layout.Session(id)},
-		[]string{op, expected, rueidis.BinaryString(state), s.ttl, s.layout.Updates(), rueidis.BinaryString(quotedID)},
+		[]string{s.layout.Session(w.SessionID), s.layout.Outbox(partition)},
+		[]string{
+			w.Op, strconv.FormatInt(w.Expected, 10), rueidis.BinaryString(w.State), s.ttl,
+			s.layout.Updates(), rueidis.BinaryString(quotedID), eventType, strconv.FormatInt(w.At.UnixMilli(), 10),
+		},
 	).ToArray()
 	if err != nil {
 		return Result{}, classify(err)
