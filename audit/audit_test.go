@@ -1,0 +1,425 @@
+package audit_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/synckairos/synckairos"
+	"github.com/synckairos/synckairos/audit"
+	"github.com/synckairos/synckairos/internal/keys"
+)
+
+func newState(id string, participants int) *synckairos.State {
+	s := &synckairos.State{SessionID: id, Mode: synckairos.ModePerParticipant, Increment: 2 * time.Second,
+		Participants: make([]synckairos.Participant, participants), Metadata: map[string]string{"table": "7"}}
+	for i := range s.Participants {
+		s.Participants[i] = synckairos.Participant{ID: fmt.Sprintf("p%d", i), TotalTime: 3 * time.Minute}
+	}
+	return s
+}
+
+// changes makes creates, updates and deletes over several sessions and
+// returns the number of committed versions.
+func changes(t *testing.T, m *synckairos.Manager, sessions, updates int, tag string) int {
+	t.Helper()
+	ctx := context.Background()
+	n := 0
+	for i := range sessions {
+		id := fmt.Sprintf("%s-%d", tag, i)
+		s, err := m.CreateSession(ctx, newState(id, 2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+		for range updates {
+			next := s.Clone()
+			next.Participants[0].CycleCount++
+			next.Status = synckairos.StatusRunning
+			next.ActiveParticipantID = "p0"
+			if s, err = m.UpdateSession(ctx, next); err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+		if i%3 == 0 {
+			if err := m.DeleteSession(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+	}
+	return n
+}
+
+func TestMigrateIsIdempotentAndConcurrent(t *testing.T) {
+	schema := newSchema(t)
+	pool := newPool(t, schema, "")
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			if err := audit.Migrate(ctx, pool); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := audit.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	var applied int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM synckairos_migrations`).Scan(&applied); err != nil {
+		t.Fatal(err)
+	}
+	if applied != 1 {
+		t.Fatalf("%d migrations recorded, want 1", applied)
+	}
+	for _, table := range []string{"sync_sessions", "sync_events", "sync_participants"} {
+		if _, err := pool.Exec(ctx, "SELECT 1 FROM "+table+" LIMIT 1"); err != nil {
+			t.Errorf("table %s: %v", table, err)
+		}
+	}
+}
+
+// Every committed version becomes exactly one row, and the session and
+// participant tables hold the latest state.
+func TestEveryVersionBecomesOneRow(t *testing.T) {
+	p := newPipeline(t, nil)
+	p.startRelay(t, p.pool, nil)
+	n := changes(t, p.m, 12, 5, "s")
+	p.waitRows(t, n)
+	for k, c := range p.versions(t) {
+		if c != 1 {
+			t.Errorf("%s: %d rows", k, c)
+		}
+	}
+	ctx := context.Background()
+	// s-1 was not deleted: its session row holds its last state.
+	var status string
+	var version int64
+	var deleted *time.Time
+	if err := p.pool.QueryRow(ctx, `SELECT final_status, last_version, deleted_at FROM sync_sessions WHERE session_id = 's-1'`).
+		Scan(&status, &version, &deleted); err != nil {
+		t.Fatal(err)
+	}
+	if status != "running" || version != 6 || deleted != nil {
+		t.Errorf("s-1: status %s, version %d, deleted %v", status, version, deleted)
+	}
+	// s-0 was deleted at version 7.
+	if err := p.pool.QueryRow(ctx, `SELECT final_status, last_version, deleted_at FROM sync_sessions WHERE session_id = 's-0'`).
+		Scan(&status, &version, &deleted); err != nil {
+		t.Fatal(err)
+	}
+	if status != "deleted" || version != 7 || deleted == nil {
+		t.Errorf("s-0: status %s, version %d, deleted %v", status, version, deleted)
+	}
+	var cycles, rows int
+	if err := p.pool.QueryRow(ctx, `SELECT cycle_count, (SELECT count(*) FROM sync_participants WHERE session_id = 's-1')
+		FROM sync_participants WHERE session_id = 's-1' AND participant_id = 'p0'`).Scan(&cycles, &rows); err != nil {
+		t.Fatal(err)
+	}
+	if cycles != 5 || rows != 2 {
+		t.Errorf("s-1 participants: p0 cycle_count %d, %d rows", cycles, rows)
+	}
+	var types []string
+	r, err := p.pool.Query(ctx, `SELECT event_type FROM sync_events WHERE session_id = 's-0' ORDER BY version`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if types, err = pgx.CollectRows(r, pgx.RowTo[string]); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"session_created", "session_updated", "session_updated", "session_updated", "session_updated", "session_updated", "session_deleted"}
+	if diff := cmp.Diff(want, types); diff != "" {
+		t.Errorf("s-0 event types (-want +got):\n%s", diff)
+	}
+	if f := p.failed(); len(f) > 0 {
+		t.Errorf("failures: %v", f[0].err)
+	}
+}
+
+// A relay stopped after committing a batch and before acknowledging it (a
+// crash), and another relay taking over: every version still lands once.
+func TestRelayCrashAndTakeover(t *testing.T) {
+	p := newPipeline(t, nil)
+	crashed := make(chan struct{})
+	var once sync.Once
+	var stopFirst func()
+	stopFirst = p.startRelay(t, p.pool, &audit.RelayConfig{
+		Consumer: "first",
+		Test: audit.RelayTestConfig{AfterCommit: func() error {
+			once.Do(func() { close(crashed) })
+			return errors.New("crash after commit")
+		}},
+	})
+	n := changes(t, p.m, 10, 4, "c")
+	<-crashed
+	stopFirst()
+	// The first relay's jobs were committed: their rows arrive.
+	time.Sleep(200 * time.Millisecond)
+
+	// The second relay takes over what the first read and never acknowledged.
+	p.startRelay(t, p.pool, &audit.RelayConfig{Consumer: "second", ClaimAfter: 100 * time.Millisecond})
+	p.waitRows(t, n)
+	for k, c := range p.versions(t) {
+		if c != 1 {
+			t.Errorf("%s: %d rows", k, c)
+		}
+	}
+	// And the outboxes are empty.
+	waitOutboxEmpty(t, p)
+}
+
+func waitOutboxEmpty(t *testing.T, p *pipeline) {
+	t.Helper()
+	layout := keys.New(p.prefix, synckairos.DefaultPartitions)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		total := int64(0)
+		for part := range synckairos.DefaultPartitions {
+			n, err := p.redis.Do(context.Background(), p.redis.B().Xlen().Key(layout.Outbox(part)).Build()).AsInt64()
+			if err != nil {
+				t.Fatal(err)
+			}
+			total += n
+		}
+		if total == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events left in the outboxes", total)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Postgres out of reach of the relay while 1000 updates commit: after it
+// returns, all 1000 rows appear, none twice.
+func TestPostgresOutage(t *testing.T) {
+	p := newPipeline(t, nil)
+	px := newProxy(t, "127.0.0.1:5432")
+	relayPool := newPool(t, p.schema, px.addr)
+	p.startRelay(t, relayPool, &audit.RelayConfig{PollInterval: 10 * time.Millisecond})
+
+	ctx := context.Background()
+	s, err := p.m.CreateSession(ctx, newState("outage", 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.waitRows(t, 1)
+	px.cut()
+	for range 1000 {
+		next := s.Clone()
+		next.Participants[1].CycleCount++
+		if s, err = p.m.UpdateSession(ctx, next); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	var during int
+	if err := p.pool.QueryRow(ctx, `SELECT count(*) FROM sync_events`).Scan(&during); err != nil {
+		t.Fatal(err)
+	}
+	if during != 1 {
+		t.Fatalf("%d rows while Postgres was out of reach, want 1", during)
+	}
+	px.restore(t)
+	p.waitRows(t, 1001)
+	for k, c := range p.versions(t) {
+		if c != 1 {
+			t.Errorf("%s: %d rows", k, c)
+		}
+	}
+	waitOutboxEmpty(t, p)
+}
+
+// A transient worker failure is retried and succeeds; one that never ends
+// reaches the hook after the last attempt.
+func TestWorkerRetries(t *testing.T) {
+	var mu sync.Mutex
+	failUntil := map[string]int{} // job's first session → attempts that fail
+	p := newPipeline(t, &audit.WorkerConfig{Test: audit.WorkerTestConfig{BeforeWrite: func(attempt int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if attempt <= failUntil["limit"] {
+			return fmt.Errorf("injected failure %d", attempt)
+		}
+		return nil
+	}}})
+	p.startRelay(t, p.pool, nil)
+
+	mu.Lock()
+	failUntil["limit"] = 2
+	mu.Unlock()
+	n := changes(t, p.m, 1, 3, "transient")
+	p.waitRows(t, n)
+	if f := p.failed(); len(f) != 0 {
+		t.Fatalf("transient failure reached the hook: %v", f[0].err)
+	}
+
+	mu.Lock()
+	failUntil["limit"] = audit.MaxAttempts
+	mu.Unlock()
+	changes(t, p.m, 1, 0, "always")
+	deadline := time.Now().Add(30 * time.Second)
+	for len(p.failed()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("a job failing every attempt never reached the hook")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The session was created and deleted: both events are in the job.
+	f := p.failed()[0]
+	if len(f.events) != 2 || f.events[0].SessionID != "always-0" || f.events[1].Type != synckairos.EventSessionDeleted ||
+		!strings.Contains(f.err.Error(), "after 5 attempts") {
+		t.Fatalf("hook got %d events: %v", len(f.events), f.err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if len(p.failed()) != 1 {
+		t.Fatalf("hook called %d times", len(p.failed()))
+	}
+}
+
+// An event whose snapshot does not decode goes to the hook, once; the rest
+// of its batch is written.
+func TestBadSnapshotGoesToHook(t *testing.T) {
+	p := newPipeline(t, nil)
+	ctx := context.Background()
+	layout := keys.New(p.prefix, synckairos.DefaultPartitions)
+	// An entry no synckairos write would make: valid JSON, not a state.
+	part := layout.Partition("good")
+	if err := p.redis.Do(ctx, p.redis.B().Xadd().Key(layout.Outbox(part)).Id("*").FieldValue().
+		FieldValue("sid", `"bad"`).FieldValue("v", "1").FieldValue("type", "session_created").
+		FieldValue("ts", "1700000000000").FieldValue("state", `{"participants":"nope"}`).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.m.CreateSession(ctx, newState("good", 1)); err != nil {
+		t.Fatal(err)
+	}
+	p.startRelay(t, p.pool, nil)
+	p.waitRows(t, 1)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(p.failed()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	f := p.failed()
+	if len(f) != 1 || f[0].events[0].SessionID != "bad" {
+		t.Fatalf("failures: %+v", f)
+	}
+	if v := p.versions(t); v["good v1"] != 1 || len(v) != 1 {
+		t.Fatalf("rows: %v", v)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if len(p.failed()) != 1 {
+		t.Fatalf("the bad event was retried: %d failures", len(p.failed()))
+	}
+}
+
+func TestRecoverSession(t *testing.T) {
+	p := newPipeline(t, nil)
+	p.startRelay(t, p.pool, nil)
+	ctx := context.Background()
+	s, err := p.m.CreateSession(ctx, newState("lost", 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		next := s.Clone()
+		next.Participants[2].CycleCount++
+		if s, err = p.m.UpdateSession(ctx, next); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.waitRows(t, 5)
+
+	// Redis still has it: nothing is written.
+	var conflict *synckairos.ConflictError
+	if _, err := audit.RecoverSession(ctx, p.m, p.pool, "lost"); !errors.As(err, &conflict) {
+		t.Fatalf("recover over a live session: %v", err)
+	}
+	layout := keys.New(p.prefix, synckairos.DefaultPartitions)
+	if err := p.redis.Do(ctx, p.redis.B().Del().Key(layout.Session("lost")).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := audit.RecoverSession(ctx, p.m, p.pool, "lost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(s, got); diff != "" {
+		t.Errorf("recovered (-last +recovered):\n%s", diff)
+	}
+	stored, err := p.m.GetSession(ctx, "lost")
+	if err != nil || stored.Version != 5 {
+		t.Fatalf("after recovery: %v, %v", stored, err)
+	}
+	if _, err := audit.RecoverSession(ctx, p.m, p.pool, "never-existed"); !errors.Is(err, synckairos.ErrSessionNotFound) {
+		t.Fatalf("recover of an unknown session: %v", err)
+	}
+}
+
+func TestStats(t *testing.T) {
+	p := newPipeline(t, nil)
+	relay, err := audit.NewRelay(p.m, p.river, p.pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	n := changes(t, p.m, 4, 2, "st")
+	time.Sleep(20 * time.Millisecond)
+	st, err := relay.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, ps := range st.Partitions {
+		total += ps.Length
+	}
+	if total != int64(n) || st.OldestUnrelayed <= 0 {
+		t.Fatalf("before relaying: %d events in outboxes (want %d), oldest %v", total, n, st.OldestUnrelayed)
+	}
+	p.startRelay(t, p.pool, nil)
+	p.waitRows(t, n)
+	waitOutboxEmpty(t, p)
+	// River records completions in batches: wait for them.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if st, err = relay.Stats(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if st.Jobs["running"] == 0 && st.Jobs["completed"] > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("jobs after relaying: %v", st.Jobs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st.OldestUnrelayed != 0 {
+		t.Fatalf("after relaying: oldest %v", st.OldestUnrelayed)
+	}
+	for _, ps := range st.Partitions {
+		if ps.Length != 0 || ps.Pending != 0 {
+			t.Errorf("partition %d: %+v", ps.Partition, ps)
+		}
+	}
+}
+
+func TestNewRelayNeedsAudit(t *testing.T) {
+	client := newRedisClient(t)
+	m, err := synckairos.New(client, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if _, err := audit.NewRelay(m, nil, nil, nil); err == nil || !strings.Contains(err.Error(), "Audit") {
+		t.Fatalf("NewRelay on a Manager without Audit: %v", err)
+	}
+}

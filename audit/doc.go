@@ -1,0 +1,70 @@
+/*
+Package audit moves every committed version of every synckairos session into
+Postgres, exactly once, through River jobs that the host application runs in
+its own River client.
+
+With synckairos.Config.Audit on, the Lua script that commits a change also
+appends its event to the outbox stream of the session's partition, in the
+same atomic step. A Relay reads the outboxes through a Redis consumer group
+and inserts River jobs in batches, in one transaction; it acknowledges and
+deletes the events only after that transaction has committed, and takes over
+the events of a relay that died. The Worker writes each batch in one
+transaction: one sync_events row per (session_id, version), ignoring
+duplicates, and the latest state to sync_sessions and sync_participants. So
+an event survives a Postgres outage (it waits in its outbox) and a crash
+anywhere (it is relayed again, and written once).
+
+# Setting up
+
+	// Schema: ours, and River's (the host's own, shown with our helper).
+	if err := audit.Migrate(ctx, pool); err != nil { ... }
+	if err := audit.MigrateRiver(ctx, pool, ""); err != nil { ... }
+
+	m, err := synckairos.New(redisClient, &synckairos.Config{Audit: true})
+
+	workers := river.NewWorkers()
+	river.AddWorker(workers, audit.NewWorker(pool, &audit.WorkerConfig{
+		OnFailure: func(ctx context.Context, events []audit.Event, err error) { ... },
+	}))
+	riverClient, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 10}},
+		Workers: workers,
+	})
+	if err := riverClient.Start(ctx); err != nil { ... }
+
+	relay, err := audit.NewRelay(m, riverClient, pool, nil)
+	go relay.Run(ctx) // until ctx is done; run one or more per deployment
+
+The host owns the pgx pool, the River client and the Redis client, and stops
+and closes them; the relay stops with its context.
+
+# Why a relay, not a River periodic job
+
+A periodic job would poll on River's schedule (a second at best) and hold a
+River worker slot while it reads Redis. The relay polls every 50 ms by
+default, batches across partitions, and shares the outboxes with other relays
+through the consumer group, which River's leader-elected periodic jobs would
+serialize onto one process.
+
+# Retries and failures
+
+Jobs are tried MaxAttempts (5) times, waiting 2 s, 4 s, 8 s and 16 s. A job
+that fails its last attempt, and events that can never be written (a state
+snapshot that does not decode, a constraint violation), go to
+WorkerConfig.OnFailure and are logged at error level; they are not retried
+forever.
+
+# Migrations
+
+Migrate applies the numbered files of package migrations and records them in
+synckairos_migrations, under an advisory lock; it never drops anything.
+Hosts with their own migration tool take migrations.FS instead. River's
+tables are the host's: River's CLI (river migrate-up), rivermigrate, or
+MigrateRiver.
+
+# Recovery
+
+RecoverSession writes a session lost from Redis back from its latest
+snapshot in sync_events, unless Redis holds a version as new.
+*/
+package audit

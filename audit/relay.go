@@ -1,0 +1,347 @@
+package audit
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/rueidis"
+	"github.com/riverqueue/river"
+
+	"github.com/synckairos/synckairos"
+	"github.com/synckairos/synckairos/internal/keys"
+)
+
+// Group is the consumer group of the relays on every outbox stream.
+const Group = "synckairos-audit"
+
+// Defaults of RelayConfig.
+const (
+	DefaultBatchSize    = 1000
+	DefaultPollInterval = 50 * time.Millisecond
+	DefaultClaimAfter   = 30 * time.Second
+)
+
+// RelayConfig configures a Relay. A nil *RelayConfig gives the defaults.
+type RelayConfig struct {
+	// BatchSize is the most events read from one outbox at a time, and put
+	// in one job. Defaults to DefaultBatchSize.
+	BatchSize int
+
+	// PollInterval is how long the relay waits after finding every outbox
+	// empty. Defaults to DefaultPollInterval.
+	PollInterval time.Duration
+
+	// ClaimAfter is how long events read by a relay may stay unacknowledged
+	// before another relay takes them over, as those of a relay that died.
+	// Keep it well above the time a batch takes. Defaults to
+	// DefaultClaimAfter.
+	ClaimAfter time.Duration
+
+	// Consumer names the relay in the consumer groups; a relay restarted
+	// under the same name first finishes what it had read. Defaults to
+	// host-pid-random.
+	Consumer string
+
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+
+	// Test holds settings for tests only.
+	Test RelayTestConfig
+}
+
+// RelayTestConfig holds fault injection for tests of the relay.
+type RelayTestConfig struct {
+	// AfterCommit runs after a batch's jobs are committed and before its
+	// events are acknowledged; an error from it abandons the batch there, as
+	// a crash would.
+	AfterCommit func() error
+}
+
+// Relay moves events from the outboxes of a Manager (Config.Audit) into River
+// jobs, which the Worker writes to Postgres. Any number of relays, in any
+// processes, may run at once: they share the outboxes through a consumer
+// group, and take over what a dead relay had read.
+//
+// An event is acknowledged and deleted from its outbox only after the
+// transaction inserting its job has committed. A crash in between makes the
+// event relayed twice, which the Worker writes once: every committed version
+// becomes exactly one row.
+type Relay struct {
+	client rueidis.Client
+	layout keys.Layout
+	now    func(context.Context) (time.Time, error)
+	river  *river.Client[pgx.Tx]
+	pool   *pgxpool.Pool
+	cfg    RelayConfig
+}
+
+// NewRelay returns a relay of m's outboxes that inserts jobs with
+// riverClient through pool, the database of the host's River client.
+func NewRelay(m *synckairos.Manager, riverClient *river.Client[pgx.Tx], pool *pgxpool.Pool, cfg *RelayConfig) (*Relay, error) {
+	mc := m.Config()
+	if !mc.Audit {
+		return nil, errors.New("audit: NewRelay: the Manager has Config.Audit off, so its writes fill no outbox")
+	}
+	var c RelayConfig
+	if cfg != nil {
+		c = *cfg
+	}
+	c.BatchSize = cmp.Or(c.BatchSize, DefaultBatchSize)
+	c.PollInterval = cmp.Or(c.PollInterval, DefaultPollInterval)
+	c.ClaimAfter = cmp.Or(c.ClaimAfter, DefaultClaimAfter)
+	c.Logger = cmp.Or(c.Logger, slog.Default())
+	if c.Consumer == "" {
+		host, _ := os.Hostname()
+		var r [4]byte
+		_, _ = rand.Read(r[:])
+		c.Consumer = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(r[:]))
+	}
+	if c.BatchSize < 1 || c.PollInterval < 0 || c.ClaimAfter < time.Millisecond {
+		return nil, fmt.Errorf("audit: NewRelay: RelayConfig.BatchSize %d, PollInterval %v, ClaimAfter %v: want a positive batch and durations", c.BatchSize, c.PollInterval, c.ClaimAfter)
+	}
+	return &Relay{
+		client: m.Client(),
+		layout: keys.New(mc.KeyPrefix, mc.Partitions),
+		now:    m.Now,
+		river:  riverClient,
+		pool:   pool,
+		cfg:    c,
+	}, nil
+}
+
+// Run relays until ctx is done, and then returns ctx's error. Failures of
+// Redis or Postgres are logged and retried; nothing is acknowledged that is
+// not committed.
+func (r *Relay) Run(ctx context.Context) error {
+	for {
+		if err := r.createGroups(ctx); err == nil {
+			break
+		} else if ctx.Err() == nil {
+			r.cfg.Logger.Warn("synckairos: audit relay cannot create its consumer groups; retrying", "err", err)
+		}
+		if !sleep(ctx, time.Second) {
+			return ctx.Err()
+		}
+	}
+	own := true // first, what this consumer read before and did not acknowledge
+	lastClaim := time.Time{}
+	wait := r.cfg.PollInterval
+	for ctx.Err() == nil {
+		if time.Since(lastClaim) >= r.cfg.ClaimAfter/2 {
+			claimed, err := r.claim(ctx)
+			if err != nil {
+				r.cfg.Logger.Warn("synckairos: audit relay cannot claim idle events", "err", err)
+			}
+			own = own || claimed
+			lastClaim = time.Now()
+		}
+		batches, err := r.read(ctx, own)
+		if err == nil && len(batches) == 0 {
+			if !own && !sleep(ctx, r.cfg.PollInterval) {
+				break
+			}
+			own = false
+			continue
+		}
+		if err == nil {
+			err = r.commit(ctx, batches)
+		}
+		if err == nil {
+			err = r.ack(ctx, batches)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			r.cfg.Logger.Warn("synckairos: audit relay batch failed; retrying", "err", err, "retry_in", wait)
+			own = true
+			if !sleep(ctx, wait) {
+				break
+			}
+			wait = min(2*wait, 5*time.Second)
+			continue
+		}
+		wait = r.cfg.PollInterval
+	}
+	return ctx.Err()
+}
+
+// batch is what was read from one outbox.
+type batch struct {
+	stream string
+	ids    []string
+	events []Event
+}
+
+func (r *Relay) streams() []string {
+	s := make([]string, r.layout.Partitions())
+	for p := range s {
+		s[p] = r.layout.Outbox(p)
+	}
+	return s
+}
+
+func (r *Relay) createGroups(ctx context.Context) error {
+	var cmds rueidis.Commands
+	for _, s := range r.streams() {
+		cmds = append(cmds, r.client.B().XgroupCreate().Key(s).Group(Group).Id("0").Mkstream().Build())
+	}
+	for _, res := range r.client.DoMulti(ctx, cmds...) {
+		if err := res.Error(); err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+			return err
+		}
+	}
+	return nil
+}
+
+// claim takes over the events that other consumers read and left
+// unacknowledged for ClaimAfter; true if there were any.
+func (r *Relay) claim(ctx context.Context) (bool, error) {
+	var cmds rueidis.Commands
+	idle := strconv.FormatInt(r.cfg.ClaimAfter.Milliseconds(), 10)
+	for _, s := range r.streams() {
+		cmds = append(cmds, r.client.B().Xautoclaim().Key(s).Group(Group).Consumer(r.cfg.Consumer).
+			MinIdleTime(idle).Start("0-0").Count(int64(r.cfg.BatchSize)).Justid().Build())
+	}
+	claimed := false
+	for _, res := range r.client.DoMulti(ctx, cmds...) {
+		vals, err := res.ToArray()
+		if err != nil {
+			return claimed, err
+		}
+		if len(vals) > 1 {
+			if ids, _ := vals[1].ToArray(); len(ids) > 0 {
+				claimed = true
+			}
+		}
+	}
+	return claimed, nil
+}
+
+// read reads up to BatchSize events from every outbox: this consumer's own
+// unacknowledged ones when own is set, else new ones.
+func (r *Relay) read(ctx context.Context, own bool) ([]batch, error) {
+	id := ">"
+	if own {
+		id = "0"
+	}
+	streams := r.streams()
+	cmds := make(rueidis.Commands, len(streams))
+	for i, s := range streams {
+		cmds[i] = r.client.B().Xreadgroup().Group(Group, r.cfg.Consumer).Count(int64(r.cfg.BatchSize)).
+			Streams().Key(s).Id(id).Build()
+	}
+	var out []batch
+	for i, res := range r.client.DoMulti(ctx, cmds...) {
+		entries, err := res.AsXRead()
+		if rueidis.IsRedisNil(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		b := batch{stream: streams[i]}
+		for _, e := range entries[streams[i]] {
+			b.ids = append(b.ids, e.ID)
+			ev, err := parseEntry(e)
+			if err != nil {
+				// Not written by synckairos: nothing can ever write it.
+				r.cfg.Logger.Error("synckairos: dropping a malformed outbox entry", "stream", b.stream, "id", e.ID, "err", err)
+				continue
+			}
+			b.events = append(b.events, ev)
+		}
+		if len(b.ids) > 0 {
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
+func parseEntry(e rueidis.XRangeEntry) (Event, error) {
+	var ev Event
+	f := e.FieldValues
+	if err := json.Unmarshal([]byte(f["sid"]), &ev.SessionID); err != nil || ev.SessionID == "" {
+		return ev, fmt.Errorf("session ID %q", f["sid"])
+	}
+	v, err := strconv.ParseInt(f["v"], 10, 64)
+	if err != nil || v < 1 {
+		return ev, fmt.Errorf("version %q", f["v"])
+	}
+	ts, err := strconv.ParseInt(f["ts"], 10, 64)
+	if err != nil {
+		return ev, fmt.Errorf("timestamp %q", f["ts"])
+	}
+	ev.Version, ev.Type, ev.Timestamp = v, f["type"], time.UnixMilli(ts).UTC()
+	if ev.Type == "" {
+		return ev, errors.New("no event type")
+	}
+	if s := f["state"]; s != "" {
+		if !json.Valid([]byte(s)) {
+			return ev, errors.New("state is not JSON")
+		}
+		ev.State = json.RawMessage(s)
+	}
+	return ev, nil
+}
+
+// commit inserts one job per outbox batch, in one transaction.
+func (r *Relay) commit(ctx context.Context, batches []batch) error {
+	params := make([]river.InsertManyParams, 0, len(batches))
+	for _, b := range batches {
+		if len(b.events) > 0 {
+			params = append(params, river.InsertManyParams{Args: BatchArgs{Events: b.events}})
+		}
+	}
+	if len(params) > 0 {
+		if err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+			_, err := r.river.InsertManyTx(ctx, tx, params)
+			return err
+		}); err != nil {
+			return fmt.Errorf("insert audit jobs: %w", err)
+		}
+	}
+	if r.cfg.Test.AfterCommit != nil {
+		return r.cfg.Test.AfterCommit()
+	}
+	return nil
+}
+
+// ack acknowledges the committed events and deletes them from the outboxes.
+func (r *Relay) ack(ctx context.Context, batches []batch) error {
+	var cmds rueidis.Commands
+	for _, b := range batches {
+		cmds = append(cmds,
+			r.client.B().Xack().Key(b.stream).Group(Group).Id(b.ids...).Build(),
+			r.client.B().Xdel().Key(b.stream).Id(b.ids...).Build())
+	}
+	for _, res := range r.client.DoMulti(ctx, cmds...) {
+		if err := res.Error(); err != nil {
+			return fmt.Errorf("acknowledge audit events: %w", err)
+		}
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,157 @@
+package audit
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+
+	"github.com/synckairos/synckairos"
+)
+
+// DefaultRetryBase is the wait before the second attempt of a failed job;
+// each later attempt waits twice as long (2 s, 4 s, 8 s, 16 s).
+const DefaultRetryBase = 2 * time.Second
+
+// WorkerConfig configures a Worker. A nil *WorkerConfig gives the defaults.
+type WorkerConfig struct {
+	// OnFailure is told of events that will not reach Postgres: those of a
+	// job that failed its last attempt, or that can never succeed (a state
+	// snapshot that does not decode, a constraint violation). They are also
+	// logged at error level. Defaults to nil: logging only.
+	OnFailure func(ctx context.Context, events []Event, err error)
+
+	// RetryBase is the wait before the second attempt of a failed job; each
+	// later attempt waits twice as long. Defaults to DefaultRetryBase.
+	RetryBase time.Duration
+
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+
+	// Test holds settings for tests only.
+	Test WorkerTestConfig
+}
+
+// WorkerTestConfig holds settings for tests of the worker.
+type WorkerTestConfig struct {
+	// BeforeWrite, when set, runs before each attempt's transaction; an
+	// error from it fails the attempt as a database error would.
+	BeforeWrite func(attempt int) error
+}
+
+// Worker writes audit events to Postgres: a row of sync_events per event,
+// idempotent on (session_id, version), and the latest state of each session
+// to sync_sessions and sync_participants, in one transaction per job.
+// Register it in the host's River client:
+//
+//	workers := river.NewWorkers()
+//	river.AddWorker(workers, audit.NewWorker(pool, nil))
+type Worker struct {
+	river.WorkerDefaults[BatchArgs]
+	pool *pgxpool.Pool
+	cfg  WorkerConfig
+}
+
+// NewWorker returns a Worker that writes through pool.
+func NewWorker(pool *pgxpool.Pool, cfg *WorkerConfig) *Worker {
+	var c WorkerConfig
+	if cfg != nil {
+		c = *cfg
+	}
+	c.RetryBase = cmp.Or(c.RetryBase, DefaultRetryBase)
+	c.Logger = cmp.Or(c.Logger, slog.Default())
+	return &Worker{pool: pool, cfg: c}
+}
+
+// NextRetry backs off exponentially from RetryBase.
+func (w *Worker) NextRetry(job *river.Job[BatchArgs]) time.Time {
+	return time.Now().Add(w.cfg.RetryBase << min(max(job.Attempt-1, 0), 20))
+}
+
+// Work writes one batch.
+func (w *Worker) Work(ctx context.Context, job *river.Job[BatchArgs]) error {
+	rows, bad := decodeEvents(job.Args.Events)
+	for _, b := range bad {
+		w.fail(ctx, []Event{b.event}, b.err)
+	}
+	err := func() error {
+		if w.cfg.Test.BeforeWrite != nil {
+			if err := w.cfg.Test.BeforeWrite(job.Attempt); err != nil {
+				return err
+			}
+		}
+		return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error { return writeRows(ctx, tx, rows) })
+	}()
+	if err == nil {
+		return nil
+	}
+	err = fmt.Errorf("audit: write %d events: %w", len(rows), err)
+	if permanent(err) {
+		w.fail(ctx, job.Args.Events, err)
+		return river.JobCancel(err)
+	}
+	if job.Attempt >= job.MaxAttempts {
+		w.fail(ctx, job.Args.Events, fmt.Errorf("after %d attempts: %w", job.Attempt, err))
+	}
+	return err
+}
+
+func (w *Worker) fail(ctx context.Context, events []Event, err error) {
+	w.cfg.Logger.Error("synckairos: audit events will not reach Postgres", "events", len(events),
+		"first_session", events[0].SessionID, "first_version", events[0].Version, "err", err)
+	if w.cfg.OnFailure != nil {
+		w.cfg.OnFailure(ctx, events, err)
+	}
+}
+
+// permanent reports errors that no retry can mend: constraint violations
+// and data exceptions.
+func permanent(err error) bool {
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) {
+		return false
+	}
+	class := pg.Code[:2]
+	return class == "22" || class == "23"
+}
+
+// row is an event decoded for the tables.
+type row struct {
+	Event
+	state *synckairos.State // nil for a deletion
+}
+
+type badEvent struct {
+	event Event
+	err   error
+}
+
+func decodeEvents(events []Event) ([]row, []badEvent) {
+	rows := make([]row, 0, len(events))
+	var bad []badEvent
+	for _, e := range events {
+		r := row{Event: e}
+		if len(e.State) > 0 {
+			s := new(synckairos.State)
+			if err := s.UnmarshalJSON(e.State); err != nil {
+				bad = append(bad, badEvent{e, fmt.Errorf("state snapshot of %s v%d: %w", e.SessionID, e.Version, err)})
+				continue
+			}
+			if s.SessionID != e.SessionID {
+				bad = append(bad, badEvent{e, fmt.Errorf("state snapshot of %s v%d names session %q", e.SessionID, e.Version, s.SessionID)})
+				continue
+			}
+			s.Version = e.Version
+			r.state = s
+		}
+		rows = append(rows, r)
+	}
+	return rows, bad
+}
