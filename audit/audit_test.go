@@ -152,8 +152,7 @@ func TestRelayCrashAndTakeover(t *testing.T) {
 	p := newPipeline(t, nil)
 	crashed := make(chan struct{})
 	var once sync.Once
-	var stopFirst func()
-	stopFirst = p.startRelay(t, p.pool, &audit.RelayConfig{
+	stopFirst := p.startRelay(t, p.pool, &audit.RelayConfig{
 		Consumer: "first",
 		Test: audit.RelayTestConfig{AfterCommit: func() error {
 			once.Do(func() { close(crashed) })
