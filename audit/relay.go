@@ -35,8 +35,8 @@ const (
 
 // RelayConfig configures a Relay. A nil *RelayConfig gives the defaults.
 type RelayConfig struct {
-	// BatchSize is the most events read from one outbox at a time, and put
-	// in one job. Defaults to DefaultBatchSize.
+	// BatchSize is the most events read from one outbox at a time, and the
+	// most put in one job. Defaults to DefaultBatchSize.
 	BatchSize int
 
 	// PollInterval is how long the relay waits after finding every outbox
@@ -292,22 +292,32 @@ func parseEntry(e rueidis.XRangeEntry) (Event, error) {
 		if !json.Valid([]byte(s)) {
 			return ev, errors.New("state is not JSON")
 		}
-		ev.State = json.RawMessage(s)
+		ev.State = s
 	}
 	return ev, nil
 }
 
-// commit inserts one job per outbox batch, in one transaction.
+// commit inserts the events of every outbox read, in jobs of up to
+// BatchSize events, in one transaction: few large jobs cost River and the
+// worker far less than many small ones.
 func (r *Relay) commit(ctx context.Context, batches []batch) error {
-	params := make([]river.InsertManyParams, 0, len(batches))
+	var params []river.InsertManyParams
+	var events []Event
 	for _, b := range batches {
-		if len(b.events) > 0 {
-			params = append(params, river.InsertManyParams{Args: BatchArgs{Events: b.events}})
+		for _, e := range b.events {
+			events = append(events, e)
+			if len(events) == r.cfg.BatchSize {
+				params = append(params, river.InsertManyParams{Args: BatchArgs{Events: events}})
+				events = nil
+			}
 		}
+	}
+	if len(events) > 0 {
+		params = append(params, river.InsertManyParams{Args: BatchArgs{Events: events}})
 	}
 	if len(params) > 0 {
 		if err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-			_, err := r.river.InsertManyTx(ctx, tx, params)
+			_, err := r.river.InsertManyFastTx(ctx, tx, params)
 			return err
 		}); err != nil {
 			return fmt.Errorf("insert audit jobs: %w", err)

@@ -46,8 +46,7 @@ func insertEvents(ctx context.Context, tx pgx.Tx, rows []row) error {
 			continue
 		}
 		s := r.state
-		snapshot := string(r.State)
-		snapshots[i] = &snapshot
+		snapshots[i] = &r.State
 		if len(s.Metadata) > 0 {
 			b, _ := json.Marshal(s.Metadata)
 			md := string(b)

@@ -140,7 +140,7 @@ func decodeEvents(events []Event) ([]row, []badEvent) {
 		r := row{Event: e}
 		if len(e.State) > 0 {
 			s := new(synckairos.State)
-			if err := s.UnmarshalJSON(e.State); err != nil {
+			if err := s.UnmarshalJSON([]byte(e.State)); err != nil {
 				bad = append(bad, badEvent{e, fmt.Errorf("state snapshot of %s v%d: %w", e.SessionID, e.Version, err)})
 				continue
 			}

@@ -32,6 +32,8 @@ CREATE TABLE sync_events (
     "timestamp"        timestamptz NOT NULL,
     state_snapshot     jsonb,
     metadata           jsonb,
+    -- When the row was written; "timestamp" is when the change committed.
+    recorded_at        timestamptz NOT NULL DEFAULT clock_timestamp(),
     CONSTRAINT sync_events_session_version_key UNIQUE (session_id, version)
 );
 
