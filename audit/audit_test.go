@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/synckairos/synckairos"
 	"github.com/synckairos/synckairos/audit"
@@ -420,5 +422,64 @@ func TestNewRelayNeedsAudit(t *testing.T) {
 	defer m.Close()
 	if _, err := audit.NewRelay(m, nil, nil, nil); err == nil || !strings.Contains(err.Error(), "Audit") {
 		t.Fatalf("NewRelay on a Manager without Audit: %v", err)
+	}
+}
+
+// Jobs run concurrently, so a session's events can land out of order: the
+// session row still ends as the newest event says.
+func TestSessionRowWithEventsOutOfOrder(t *testing.T) {
+	schema := newSchema(t)
+	pool := newPool(t, schema, "")
+	ctx := context.Background()
+	if err := audit.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	w := audit.NewWorker(pool, nil)
+	at := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	state := func(v int64, status synckairos.Status) audit.Event {
+		s := newState("ooo", 2)
+		s.Version, s.Status, s.CreatedAt, s.UpdatedAt = v, status, at, at.Add(time.Duration(v)*time.Second)
+		b, _ := s.MarshalJSON()
+		return audit.Event{SessionID: "ooo", Version: v, Type: synckairos.EventSessionUpdated, Timestamp: s.UpdatedAt, State: string(b)}
+	}
+	deleted := audit.Event{SessionID: "ooo", Version: 4, Type: synckairos.EventSessionDeleted, Timestamp: at.Add(4 * time.Second)}
+	work := func(events ...audit.Event) {
+		t.Helper()
+		job := &river.Job[audit.BatchArgs]{JobRow: &rivertype.JobRow{Attempt: 1, MaxAttempts: audit.MaxAttempts}, Args: audit.BatchArgs{Events: events}}
+		if err := w.Work(ctx, job); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(wantStatus, wantMode string, wantLast int64, wantDeleted bool) {
+		t.Helper()
+		var status, mode string
+		var last int64
+		var deletedAt *time.Time
+		if err := pool.QueryRow(ctx, `SELECT final_status, mode, last_version, deleted_at FROM sync_sessions WHERE session_id = 'ooo'`).
+			Scan(&status, &mode, &last, &deletedAt); err != nil {
+			t.Fatal(err)
+		}
+		if status != wantStatus || mode != wantMode || last != wantLast || (deletedAt != nil) != wantDeleted {
+			t.Fatalf("session row: %s, mode %q, last v%d, deleted %v; want %s, %q, v%d, %v", status, mode, last, deletedAt, wantStatus, wantMode, wantLast, wantDeleted)
+		}
+	}
+	work(state(3, synckairos.StatusRunning))
+	work(state(2, synckairos.StatusPaused)) // older: changes nothing
+	check("running", "per_participant", 3, false)
+	work(deleted)
+	work(state(1, synckairos.StatusPending), deleted) // a duplicate, and an old state
+	check("deleted", "per_participant", 4, true)
+
+	// The other order: the deletion lands first.
+	if _, err := pool.Exec(ctx, `DELETE FROM sync_sessions; DELETE FROM sync_events`); err != nil {
+		t.Fatal(err)
+	}
+	work(deleted)
+	check("deleted", "", 4, true)
+	work(state(1, synckairos.StatusPending), state(3, synckairos.StatusRunning))
+	check("deleted", "per_participant", 4, true)
+	var rows int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM sync_events`).Scan(&rows); err != nil || rows != 3 {
+		t.Fatalf("%d event rows, %v", rows, err)
 	}
 }

@@ -170,28 +170,41 @@ func upsertSessions(ctx context.Context, tx pgx.Tx, sessions map[string]*latest)
 			delAt = append(delAt, l.newest.Timestamp)
 		}
 	}
+	// Jobs run concurrently, so a session's events may land out of order:
+	// the descriptive columns follow the newest state (state_version), the
+	// deletion the newest event (last_version).
 	if len(ids) > 0 {
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO sync_sessions AS s (session_id, mode, final_status, time_per_cycle_ms, increment_ms, max_time_ms,
-				created_at, updated_at, started_at, completed_at, last_version, metadata)
-			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
+				created_at, updated_at, started_at, completed_at, last_version, metadata, state_version)
+			SELECT *, v FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
 				$7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::bigint[], $12::text[]::jsonb[])
+				AS u(sid, mode, status, per_cycle, inc, max_time, created, updated, started, completed, v, md)
 			ON CONFLICT (session_id) DO UPDATE SET
-				mode = EXCLUDED.mode, final_status = EXCLUDED.final_status,
-				time_per_cycle_ms = EXCLUDED.time_per_cycle_ms, increment_ms = EXCLUDED.increment_ms,
-				max_time_ms = EXCLUDED.max_time_ms, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at,
-				started_at = EXCLUDED.started_at, completed_at = EXCLUDED.completed_at,
-				last_version = EXCLUDED.last_version, metadata = EXCLUDED.metadata, deleted_at = NULL
-			WHERE s.last_version < EXCLUDED.last_version`,
+				mode = EXCLUDED.mode, time_per_cycle_ms = EXCLUDED.time_per_cycle_ms, increment_ms = EXCLUDED.increment_ms,
+				max_time_ms = EXCLUDED.max_time_ms, created_at = EXCLUDED.created_at, started_at = EXCLUDED.started_at,
+				completed_at = EXCLUDED.completed_at, metadata = EXCLUDED.metadata, state_version = EXCLUDED.state_version,
+				final_status = CASE WHEN s.last_version > EXCLUDED.last_version AND s.deleted_at IS NOT NULL
+					THEN s.final_status ELSE EXCLUDED.final_status END,
+				deleted_at = CASE WHEN s.last_version > EXCLUDED.last_version THEN s.deleted_at END,
+				updated_at = greatest(s.updated_at, EXCLUDED.updated_at),
+				last_version = greatest(s.last_version, EXCLUDED.last_version)
+			WHERE s.state_version < EXCLUDED.state_version`,
 			ids, modes, statuses, perCycle, increments, maxTimes, created, updated, started, completed, versions, metadata); err != nil {
 			return err
 		}
 	}
 	if len(delIDs) > 0 {
+		// A deletion that lands before the session's states leaves a row
+		// for them to fill in.
 		if _, err := tx.Exec(ctx, `
-			UPDATE sync_sessions AS s SET deleted_at = d.at, updated_at = d.at, final_status = 'deleted', last_version = d.version
-			FROM unnest($1::text[], $2::bigint[], $3::timestamptz[]) AS d(session_id, version, at)
-			WHERE s.session_id = d.session_id AND s.last_version < d.version`,
+			INSERT INTO sync_sessions AS s (session_id, mode, final_status, created_at, updated_at, last_version, deleted_at)
+			SELECT sid, '', 'deleted', at, at, v, at
+			FROM unnest($1::text[], $2::bigint[], $3::timestamptz[]) AS d(sid, v, at)
+			ON CONFLICT (session_id) DO UPDATE SET
+				deleted_at = EXCLUDED.deleted_at, updated_at = EXCLUDED.updated_at,
+				final_status = 'deleted', last_version = EXCLUDED.last_version
+			WHERE s.last_version < EXCLUDED.last_version`,
 			delIDs, delVersions, delAt); err != nil {
 			return err
 		}

@@ -13,7 +13,10 @@ CREATE TABLE sync_sessions (
     completed_at       timestamptz,
     deleted_at         timestamptz,
     final_status       text NOT NULL,
+    -- The newest version recorded, of any event; and the newest with a
+    -- state, which the other columns describe. Jobs may land out of order.
     last_version       bigint NOT NULL,
+    state_version      bigint NOT NULL DEFAULT 0,
     metadata           jsonb,
     updated_at         timestamptz NOT NULL
 );
