@@ -112,6 +112,13 @@ The updates channel is <prefix>session-updates; its messages are JSON:
 kind is "created", "updated" or "deleted"; a deletion carries no state and
 the version after the last one. Broadcasts go to <prefix>ws:<sessionID>.
 
+# Audit trail
+
+With Config.Audit on, the script that commits a change also appends it to its
+partition's outbox stream, and package audit moves it from there into
+Postgres through River jobs: every committed version becomes exactly one row
+of sync_events. See package audit.
+
 # Keys
 
 Sessions are spread over Config.Partitions partitions by a stable hash of

@@ -175,8 +175,12 @@ func TestRelayCrashAndTakeover(t *testing.T) {
 			t.Errorf("%s: %d rows", k, c)
 		}
 	}
-	// And the outboxes are empty.
+	// And the outboxes are empty; the events relayed twice were
+	// duplicates, not collisions.
 	waitOutboxEmpty(t, p)
+	if f := p.failed(); len(f) > 0 {
+		t.Fatalf("failures: %v", f[0].err)
+	}
 }
 
 func waitOutboxEmpty(t *testing.T, p *pipeline) {
@@ -481,5 +485,35 @@ func TestSessionRowWithEventsOutOfOrder(t *testing.T) {
 	var rows int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM sync_events`).Scan(&rows); err != nil || rows != 3 {
 		t.Fatalf("%d event rows, %v", rows, err)
+	}
+}
+
+// A session ID used again after a deletion starts again at version 1; its
+// events cannot take rows that the first session's hold. They are reported,
+// not dropped silently.
+func TestReusedSessionIDIsReported(t *testing.T) {
+	p := newPipeline(t, nil)
+	p.startRelay(t, p.pool, nil)
+	ctx := context.Background()
+	if _, err := p.m.CreateSession(ctx, newState("again", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.m.DeleteSession(ctx, "again"); err != nil {
+		t.Fatal(err)
+	}
+	p.waitRows(t, 2)
+	if _, err := p.m.CreateSession(ctx, newState("again", 1)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(p.failed()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	f := p.failed()
+	if len(f) != 1 || !errors.Is(f[0].err, audit.ErrVersionTaken) || f[0].events[0].Version != 1 {
+		t.Fatalf("failures: %+v", f)
+	}
+	if v := p.versions(t); len(v) != 2 || v["again v1"] != 1 {
+		t.Fatalf("rows: %v", v)
 	}
 }

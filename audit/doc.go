@@ -62,6 +62,17 @@ Hosts with their own migration tool take migrations.FS instead. River's
 tables are the host's: River's CLI (river migrate-up), rivermigrate, or
 MigrateRiver.
 
+# Limits
+
+A session ID used again after its session was deleted or expired starts
+again at version 1, and the unique key of sync_events holds the earlier
+session's rows: the new events are reported to WorkerConfig.OnFailure with
+ErrVersionTaken, not written. Keep session IDs unique for the life of the
+audit trail.
+
+The outboxes grow while no relay runs; Relay.Stats reports their length and
+the age of their oldest event.
+
 # Recovery
 
 RecoverSession writes a session lost from Redis back from its latest

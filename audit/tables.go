@@ -11,22 +11,27 @@ import (
 )
 
 // writeRows writes one batch in tx: each statement takes the whole batch as
-// arrays, so a batch costs three round trips whatever its size.
-func writeRows(ctx context.Context, tx pgx.Tx, rows []row) error {
+// arrays, so a batch costs three round trips whatever its size. It returns
+// the events whose (session_id, version) row already holds another event:
+// an earlier life of a reused session ID.
+func writeRows(ctx context.Context, tx pgx.Tx, rows []row) (collided []Event, err error) {
 	if len(rows) == 0 {
-		return nil
+		return nil, nil
 	}
-	if err := insertEvents(ctx, tx, rows); err != nil {
-		return err
+	if collided, err = insertEvents(ctx, tx, rows); err != nil {
+		return nil, err
 	}
 	latest := latestPerSession(rows)
 	if err := upsertSessions(ctx, tx, latest); err != nil {
-		return err
+		return nil, err
 	}
-	return upsertParticipants(ctx, tx, latest)
+	return collided, upsertParticipants(ctx, tx, latest)
 }
 
-func insertEvents(ctx context.Context, tx pgx.Tx, rows []row) error {
+// insertEvents inserts the rows, skipping those already there. A row already
+// there with the same commit time is this event, relayed twice; with another
+// it is a collision, returned.
+func insertEvents(ctx context.Context, tx pgx.Tx, rows []row) ([]Event, error) {
 	n := len(rows)
 	var (
 		sessionIDs   = make([]string, n)
@@ -61,14 +66,49 @@ func insertEvents(ctx context.Context, tx pgx.Tx, rows []row) error {
 		rem, el := timeFigures(s, r.Timestamp)
 		remaining[i], elapsed[i] = rem, el
 	}
-	_, err := tx.Exec(ctx, `
+	tag, err := tx.Exec(ctx, `
 		INSERT INTO sync_events (session_id, version, event_type, participant_id, group_id,
 			time_remaining_ms, time_elapsed_ms, "timestamp", state_snapshot, metadata)
 		SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
 			$6::bigint[], $7::bigint[], $8::timestamptz[], $9::text[]::jsonb[], $10::text[]::jsonb[])
 		ON CONFLICT (session_id, version) DO NOTHING`,
 		sessionIDs, versions, types, participants, groups, remaining, elapsed, timestamps, snapshots, metadata)
-	return err
+	if err != nil || tag.RowsAffected() == int64(n) {
+		return nil, err
+	}
+	// Some rows were there already: tell duplicates from collisions.
+	found, err := tx.Query(ctx, `
+		SELECT e.session_id, e.version FROM sync_events e
+		JOIN unnest($1::text[], $2::bigint[], $3::timestamptz[]) AS b(session_id, version, ts)
+			ON e.session_id = b.session_id AND e.version = b.version
+		WHERE e."timestamp" <> b.ts`, sessionIDs, versions, timestamps)
+	if err != nil {
+		return nil, err
+	}
+	type key struct {
+		id string
+		v  int64
+	}
+	clash := map[key]bool{}
+	for found.Next() {
+		var k key
+		if err := found.Scan(&k.id, &k.v); err != nil {
+			found.Close()
+			return nil, err
+		}
+		clash[k] = true
+	}
+	found.Close()
+	if err := found.Err(); err != nil {
+		return nil, err
+	}
+	var collided []Event
+	for _, r := range rows {
+		if clash[key{r.SessionID, r.Version}] {
+			collided = append(collided, r.Event)
+		}
+	}
+	return collided, nil
 }
 
 // timeFigures returns the running bank's remaining time and the time since

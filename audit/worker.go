@@ -46,6 +46,13 @@ type WorkerTestConfig struct {
 	BeforeWrite func(attempt int) error
 }
 
+// ErrVersionTaken reports events whose (session_id, version) row holds an
+// event of another time: the session ID was used before, deleted or expired,
+// and created again, starting again at version 1. Such events cannot be
+// written under the unique key; keep session IDs unique for the life of the
+// audit trail.
+var ErrVersionTaken = errors.New("audit: (session_id, version) already recorded for an earlier session with this ID")
+
 // Worker writes audit events to Postgres: a row of sync_events per event,
 // idempotent on (session_id, version), and the latest state of each session
 // to sync_sessions and sync_participants, in one transaction per job.
@@ -81,15 +88,22 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[BatchArgs]) error {
 	for _, b := range bad {
 		w.fail(ctx, []Event{b.event}, b.err)
 	}
+	var collided []Event
 	err := func() error {
 		if w.cfg.Test.BeforeWrite != nil {
 			if err := w.cfg.Test.BeforeWrite(job.Attempt); err != nil {
 				return err
 			}
 		}
-		return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error { return writeRows(ctx, tx, rows) })
+		return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) (err error) {
+			collided, err = writeRows(ctx, tx, rows)
+			return err
+		})
 	}()
 	if err == nil {
+		if len(collided) > 0 {
+			w.fail(ctx, collided, ErrVersionTaken)
+		}
 		return nil
 	}
 	err = fmt.Errorf("audit: write %d events: %w", len(rows), err)
