@@ -44,23 +44,10 @@ func (m *Manager) UpdateSession(ctx context.Context, s *State) (*State, error) {
 
 // update is UpdateSession with the audit event type of the change.
 func (m *Manager) update(ctx context.Context, s *State, eventType string) (*State, error) {
-	if err := m.check(); err != nil {
-		return nil, err
-	}
-	if s == nil {
-		return nil, invalid("state", "nil")
-	}
-	if s.Version < 1 {
-		return nil, invalid("version", "%d; want the version that was read, at least 1", s.Version)
-	}
-	if err := s.Validate(); err != nil {
-		return nil, err
-	}
-	now, err := m.now(ctx)
+	next, now, err := m.prepare(ctx, s, "the version that was read")
 	if err != nil {
 		return nil, err
 	}
-	next := s.Clone()
 	next.Version = s.Version + 1
 	next.UpdatedAt = now
 	next.normalize()
@@ -75,13 +62,41 @@ func (m *Manager) update(ctx context.Context, s *State, eventType string) (*Stat
 	case store.NotFound:
 		return nil, fmt.Errorf("%w: %q", ErrSessionNotFound, next.SessionID)
 	case store.Conflict:
-		current, err := decodeState(next.SessionID, r.Version, r.State)
-		if err != nil {
-			return nil, err
-		}
-		return nil, &ConflictError{SessionID: next.SessionID, Expected: s.Version, Actual: r.Version, Current: current}
+		return nil, conflict(next.SessionID, s.Version, r)
 	}
 	return nil, unexpected("update", next.SessionID, r)
+}
+
+// prepare checks a state given for a write at an existing version (want
+// says which) and returns a copy to write, with the time of the write.
+func (m *Manager) prepare(ctx context.Context, s *State, want string) (*State, time.Time, error) {
+	if err := m.check(); err != nil {
+		return nil, time.Time{}, err
+	}
+	if s == nil {
+		return nil, time.Time{}, invalid("state", "nil")
+	}
+	if s.Version < 1 {
+		return nil, time.Time{}, invalid("version", "%d; want %s, at least 1", s.Version, want)
+	}
+	if err := s.Validate(); err != nil {
+		return nil, time.Time{}, err
+	}
+	now, err := m.now(ctx)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return s.Clone(), now, nil
+}
+
+// conflict returns the *ConflictError of a refused write, carrying the
+// stored state the script returned.
+func conflict(id string, expected int64, r store.Result) error {
+	current, err := decodeState(id, r.Version, r.State)
+	if err != nil {
+		return err
+	}
+	return &ConflictError{SessionID: id, Expected: expected, Actual: r.Version, Current: current}
 }
 
 // Backoff between MutateSession attempts after the first retry: 10 ms, 20 ms,

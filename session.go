@@ -124,23 +124,10 @@ func unexpected(op, id string, r store.Result) error {
 // It returns a *ConflictError carrying the stored state if Redis already has
 // s.Version or a newer one.
 func (m *Manager) RestoreSession(ctx context.Context, s *State) (*State, error) {
-	if err := m.check(); err != nil {
-		return nil, err
-	}
-	if s == nil {
-		return nil, invalid("state", "nil")
-	}
-	if s.Version < 1 {
-		return nil, invalid("version", "%d; want the version to restore at, at least 1", s.Version)
-	}
-	if err := s.Validate(); err != nil {
-		return nil, err
-	}
-	now, err := m.now(ctx)
+	next, now, err := m.prepare(ctx, s, "the version to restore at")
 	if err != nil {
 		return nil, err
 	}
-	next := s.Clone()
 	next.normalize()
 	r, err := m.store.Write(ctx, store.Write{Op: "restore", SessionID: next.SessionID, Expected: next.Version, State: next.appendJSON(nil), At: now})
 	if err != nil {
@@ -150,11 +137,7 @@ func (m *Manager) RestoreSession(ctx context.Context, s *State) (*State, error) 
 	case store.Written:
 		return next, nil
 	case store.Conflict:
-		current, err := decodeState(next.SessionID, r.Version, r.State)
-		if err != nil {
-			return nil, err
-		}
-		return nil, &ConflictError{SessionID: next.SessionID, Expected: next.Version - 1, Actual: r.Version, Current: current}
+		return nil, conflict(next.SessionID, next.Version-1, r)
 	}
 	return nil, unexpected("restore", next.SessionID, r)
 }
