@@ -162,3 +162,5 @@ func deletePrefix(t testing.TB, c rueidis.Client, prefix string) {
 		}
 	}
 }
+
+func partitionOf(id string) int { return keys.New("", synckairos.DefaultPartitions).Partition(id) }

@@ -20,7 +20,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatalf("defaults: %+v", c)
 	}
 	logger := slog.New(slog.DiscardHandler)
-	set := &synckairos.Config{KeyPrefix: "app:", SessionTTL: time.Minute, Partitions: 64, MaxAttempts: 9, SubscriptionBuffer: 7, Audit: true, Logger: logger}
+	set := &synckairos.Config{KeyPrefix: "app:", SessionTTL: time.Minute, Partitions: 64, MaxAttempts: 9, SubscriptionBuffer: 7, ExpirerInterval: time.Second, Audit: true, Logger: logger}
 	if got := set.WithDefaults(); *got != *set {
 		t.Fatalf("WithDefaults changed set fields: %+v", got)
 	}

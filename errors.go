@@ -44,3 +44,35 @@ func invalid(field, format string, args ...any) error {
 func corrupt(sessionID string, cause error) error {
 	return fmt.Errorf("%w: session %q: %v", ErrCorruptState, sessionID, cause)
 }
+
+var (
+	// ErrInvalidTransition matches every *TransitionError.
+	ErrInvalidTransition = errors.New("synckairos: transition not allowed")
+	// ErrNotActive is returned by SwitchCycle when SwitchOptions.From is not
+	// the active participant: the switch was made already, or by another.
+	ErrNotActive = errors.New("synckairos: participant is not the active one")
+	// ErrParticipantNotFound is returned for a participant ID a session
+	// does not have.
+	ErrParticipantNotFound = errors.New("synckairos: participant not found")
+)
+
+// TransitionError is a lifecycle transition refused in the session's
+// current status. It matches ErrInvalidTransition.
+type TransitionError struct {
+	SessionID  string
+	Transition string // "start", "switch", "pause", "resume", …
+	Status     Status // the session's status
+	Allowed    []Status
+}
+
+// Error names the transition, the status and the statuses it needs.
+func (e *TransitionError) Error() string {
+	return fmt.Sprintf("synckairos: cannot %s session %q: it is %s, want %q", e.Transition, e.SessionID, e.Status, e.Allowed)
+}
+
+// Is reports whether target is ErrInvalidTransition.
+func (e *TransitionError) Is(target error) bool { return target == ErrInvalidTransition }
+
+func participantNotFound(sessionID, id string) error {
+	return fmt.Errorf("%w: %q in session %q", ErrParticipantNotFound, id, sessionID)
+}

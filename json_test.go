@@ -24,12 +24,24 @@ type refState struct {
 	TimePerCycle        int64             `json:"time_per_cycle_ms"`
 	Increment           int64             `json:"increment_ms"`
 	MaxTime             int64             `json:"max_time_ms"`
+	Delay               int64             `json:"delay_ms"`
+	DelayMode           DelayMode         `json:"delay_mode"`
+	OnExpiry            ExpiryAction      `json:"on_expiry"`
+	CycleElapsed        int64             `json:"cycle_elapsed_ms"`
+	Groups              []refGroup        `json:"groups,omitempty"`
 	CycleStartedAt      *time.Time        `json:"cycle_started_at"`
 	SessionStartedAt    *time.Time        `json:"session_started_at"`
 	SessionCompletedAt  *time.Time        `json:"session_completed_at"`
 	CreatedAt           *time.Time        `json:"created_at"`
 	UpdatedAt           *time.Time        `json:"updated_at"`
 	Metadata            map[string]string `json:"metadata,omitempty"`
+}
+
+type refGroup struct {
+	ID         string `json:"group_id"`
+	TotalTime  int64  `json:"total_time_ms"`
+	TimeUsed   int64  `json:"time_used_ms"`
+	HasExpired bool   `json:"has_expired"`
 }
 
 type refParticipant struct {
@@ -68,10 +80,18 @@ func refDecode(b []byte) (*State, error) {
 		TimePerCycle:        time.Duration(r.TimePerCycle) * time.Millisecond,
 		Increment:           time.Duration(r.Increment) * time.Millisecond,
 		MaxTime:             time.Duration(r.MaxTime) * time.Millisecond,
+		Delay:               time.Duration(r.Delay) * time.Millisecond,
+		DelayMode:           r.DelayMode,
+		OnExpiry:            r.OnExpiry,
+		CycleElapsed:        time.Duration(r.CycleElapsed) * time.Millisecond,
 		CycleStartedAt:      utc(r.CycleStartedAt), SessionStartedAt: utc(r.SessionStartedAt),
 		SessionCompletedAt: utc(r.SessionCompletedAt),
 		CreatedAt:          value(r.CreatedAt), UpdatedAt: value(r.UpdatedAt),
 		Metadata: r.Metadata,
+	}
+	for _, g := range r.Groups {
+		s.Groups = append(s.Groups, Group{ID: g.ID, TotalTime: time.Duration(g.TotalTime) * time.Millisecond,
+			TimeUsed: time.Duration(g.TimeUsed) * time.Millisecond, HasExpired: g.HasExpired})
 	}
 	for _, p := range r.Participants {
 		s.Participants = append(s.Participants, Participant{
@@ -103,6 +123,8 @@ func sampleStates() []*State {
 			{ID: "😀", Index: 1, GroupID: "g2", TotalTime: 24 * time.Hour, HasExpired: true},
 		},
 		TotalTime: time.Hour, TimePerCycle: 30 * time.Second, Increment: 2 * time.Second, MaxTime: time.Minute,
+		Delay: 5 * time.Second, DelayMode: DelayBronstein, OnExpiry: ExpiryContinue, CycleElapsed: 1500 * time.Millisecond,
+		Groups:         []Group{{ID: "g1", TotalTime: time.Minute, TimeUsed: time.Second}, {ID: "g2", HasExpired: true}},
 		CycleStartedAt: &at, SessionStartedAt: &at, SessionCompletedAt: &at, CreatedAt: at, UpdatedAt: at,
 		Metadata: map[string]string{
 			"html":    "<script>&</script>",
@@ -154,8 +176,12 @@ func toRef(s *State) *refState {
 		SessionID: s.SessionID, Mode: s.Mode, Status: s.Status, Version: s.Version,
 		ActiveParticipantID: s.ActiveParticipantID,
 		TotalTime:           ms(s.TotalTime), TimePerCycle: ms(s.TimePerCycle), Increment: ms(s.Increment), MaxTime: ms(s.MaxTime),
+		Delay: ms(s.Delay), DelayMode: s.DelayMode, OnExpiry: s.OnExpiry, CycleElapsed: ms(s.CycleElapsed),
 		CycleStartedAt: s.CycleStartedAt, SessionStartedAt: s.SessionStartedAt, SessionCompletedAt: s.SessionCompletedAt,
 		CreatedAt: &s.CreatedAt, UpdatedAt: &s.UpdatedAt, Metadata: s.Metadata,
+	}
+	for _, g := range s.Groups {
+		r.Groups = append(r.Groups, refGroup{g.ID, ms(g.TotalTime), ms(g.TimeUsed), g.HasExpired})
 	}
 	for _, p := range s.Participants {
 		r.Participants = append(r.Participants, refParticipant{p.ID, p.Index, p.GroupID, ms(p.TotalTime), ms(p.TimeUsed), p.CycleCount, p.IsActive, p.HasExpired})

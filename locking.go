@@ -48,11 +48,18 @@ func (m *Manager) update(ctx context.Context, s *State, eventType string) (*Stat
 	if err != nil {
 		return nil, err
 	}
-	next.Version = s.Version + 1
+	return m.write(ctx, s.Version, next, now, eventType)
+}
+
+// write stores next, a validated copy, at expected+1 as of now.
+func (m *Manager) write(ctx context.Context, expected int64, next *State, now time.Time, eventType string) (*State, error) {
+	next.Version = expected + 1
 	next.UpdatedAt = now
 	next.normalize()
 	b := next.appendJSON(nil)
-	r, err := m.store.Write(ctx, store.Write{Op: "update", SessionID: next.SessionID, Expected: s.Version, State: b, EventType: eventType, At: now})
+	deadline, _ := next.Deadline()
+	r, err := m.store.Write(ctx, store.Write{Op: "update", SessionID: next.SessionID, Expected: expected, State: b,
+		EventType: eventType, At: now, Deadline: deadline})
 	if err != nil {
 		return nil, m.storeError("update", next.SessionID, err)
 	}
@@ -62,7 +69,7 @@ func (m *Manager) update(ctx context.Context, s *State, eventType string) (*Stat
 	case store.NotFound:
 		return nil, fmt.Errorf("%w: %q", ErrSessionNotFound, next.SessionID)
 	case store.Conflict:
-		return nil, conflict(next.SessionID, s.Version, r)
+		return nil, conflict(next.SessionID, expected, r)
 	}
 	return nil, unexpected("update", next.SessionID, r)
 }
@@ -125,6 +132,18 @@ const (
 // while waiting. When attempts run out, the last *ConflictError is returned;
 // an update is never lost once MutateSession has returned it.
 func (m *Manager) MutateSession(ctx context.Context, id string, fn func(*State) error) (*State, error) {
+	return m.mutate(ctx, id, func(s *State, _ time.Time) (string, error) {
+		if err := fn(s); err != nil {
+			return "", err
+		}
+		return EventSessionUpdated, nil
+	})
+}
+
+// mutate is MutateSession for any change: fn gets the time of the attempt
+// and returns the audit event type of its change, or "" for no change, in
+// which case nothing is written and the current state is returned.
+func (m *Manager) mutate(ctx context.Context, id string, fn func(s *State, now time.Time) (string, error)) (*State, error) {
 	if err := m.check(); err != nil {
 		return nil, err
 	}
@@ -141,9 +160,17 @@ func (m *Manager) MutateSession(ctx context.Context, id string, fn func(*State) 
 		return nil, err
 	}
 	for attempt := 1; ; attempt++ {
-		next := current.Clone()
-		if err := fn(next); err != nil {
+		now, err := m.now(ctx)
+		if err != nil {
 			return nil, err
+		}
+		next := current.Clone()
+		event, err := fn(next, now)
+		if err != nil {
+			return nil, err
+		}
+		if event == "" {
+			return current, nil
 		}
 		if next.SessionID != current.SessionID {
 			return nil, invalid("session_id", "changed by the mutate function from %q to %q", current.SessionID, next.SessionID)
@@ -151,7 +178,10 @@ func (m *Manager) MutateSession(ctx context.Context, id string, fn func(*State) 
 		if next.Version != current.Version {
 			return nil, invalid("version", "changed by the mutate function from %d to %d", current.Version, next.Version)
 		}
-		stored, err := m.UpdateSession(ctx, next)
+		if err := next.Validate(); err != nil {
+			return nil, err
+		}
+		stored, err := m.write(ctx, current.Version, next, now, event)
 		var conflict *ConflictError
 		if !errors.As(err, &conflict) || attempt >= m.cfg.MaxAttempts {
 			return stored, err

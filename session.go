@@ -35,7 +35,9 @@ func (m *Manager) CreateSession(ctx context.Context, s *State) (*State, error) {
 	next.UpdatedAt = now
 	next.normalize()
 	b := next.appendJSON(nil)
-	r, err := m.store.Write(ctx, store.Write{Op: "create", SessionID: next.SessionID, State: b, EventType: EventSessionCreated, At: now})
+	deadline, _ := next.Deadline()
+	r, err := m.store.Write(ctx, store.Write{Op: "create", SessionID: next.SessionID, State: b, EventType: EventSessionCreated,
+		At: now, Deadline: deadline})
 	if err != nil {
 		return nil, m.storeError("create", next.SessionID, err)
 	}
@@ -129,7 +131,9 @@ func (m *Manager) RestoreSession(ctx context.Context, s *State) (*State, error) 
 		return nil, err
 	}
 	next.normalize()
-	r, err := m.store.Write(ctx, store.Write{Op: "restore", SessionID: next.SessionID, Expected: next.Version, State: next.appendJSON(nil), At: now})
+	deadline, _ := next.Deadline()
+	r, err := m.store.Write(ctx, store.Write{Op: "restore", SessionID: next.SessionID, Expected: next.Version,
+		State: next.appendJSON(nil), At: now, Deadline: deadline})
 	if err != nil {
 		return nil, m.storeError("restore", next.SessionID, err)
 	}

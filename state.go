@@ -64,6 +64,43 @@ type Participant struct {
 	HasExpired bool
 }
 
+// Group is the shared bank of the participants with its ID as GroupID, in
+// ModePerGroup.
+type Group struct {
+	ID string
+	// TotalTime is the group's bank as of the last cycle boundary.
+	TotalTime time.Duration
+	// TimeUsed is the time the group's members spent in completed cycles.
+	TimeUsed   time.Duration
+	HasExpired bool
+}
+
+// DelayMode is the kind of delay of a ModePerParticipant session.
+type DelayMode string
+
+// The delay modes.
+const (
+	DelayNone      DelayMode = ""          // no delay
+	DelayBronstein DelayMode = "bronstein" // the time a turn used is refunded after it, up to Delay
+	DelaySimple    DelayMode = "simple"    // a turn's bank starts running after Delay
+)
+
+// ExpiryAction is what happens when time runs out.
+type ExpiryAction string
+
+// The expiry actions.
+const (
+	// ExpiryDefault is each mode's default: ExpiryContinue for
+	// ModePerCycle (the turn is forfeited), ExpiryEndSession for the others.
+	ExpiryDefault ExpiryAction = ""
+	// ExpiryEndSession ends the session, as expired.
+	ExpiryEndSession ExpiryAction = "end_session"
+	// ExpiryContinue goes on: in ModePerCycle with the next participant; in
+	// ModePerParticipant and ModePerGroup the expired participant (or
+	// group) is skipped while at least two others remain.
+	ExpiryContinue ExpiryAction = "continue"
+)
+
 // State is the whole state of one session, as stored in Redis.
 //
 // Times are stored with millisecond precision: the Manager truncates
@@ -91,6 +128,19 @@ type State struct {
 	Increment time.Duration
 	// MaxTime bounds a ModeCountUp session; zero means no bound.
 	MaxTime time.Duration
+	// Delay and DelayMode are the delay of ModePerParticipant: with
+	// DelayBronstein the time a turn used is refunded after it, up to Delay;
+	// with DelaySimple a turn's bank starts running only after Delay.
+	Delay     time.Duration
+	DelayMode DelayMode
+	// OnExpiry says what happens when a bank or a turn runs out; the zero
+	// value is each mode's default (see ExpiryAction).
+	OnExpiry ExpiryAction
+	// Groups are the shared banks of ModePerGroup, one per GroupID.
+	Groups []Group
+	// CycleElapsed is the time the running cycle had run before
+	// CycleStartedAt: a cycle paused and resumed keeps what it had used.
+	CycleElapsed time.Duration
 	// CycleStartedAt is the server time at which the running cycle started.
 	CycleStartedAt *time.Time
 	// SessionStartedAt is the server time at which the session started.
@@ -109,6 +159,7 @@ type State struct {
 func (s *State) Clone() *State {
 	c := *s
 	c.Participants = slices.Clone(s.Participants)
+	c.Groups = slices.Clone(s.Groups)
 	c.CycleStartedAt = cloneTime(s.CycleStartedAt)
 	c.SessionStartedAt = cloneTime(s.SessionStartedAt)
 	c.SessionCompletedAt = cloneTime(s.SessionCompletedAt)
@@ -149,6 +200,16 @@ func (s *State) normalize() {
 	s.TimePerCycle = s.TimePerCycle.Truncate(time.Millisecond)
 	s.Increment = s.Increment.Truncate(time.Millisecond)
 	s.MaxTime = s.MaxTime.Truncate(time.Millisecond)
+	s.Delay = s.Delay.Truncate(time.Millisecond)
+	s.CycleElapsed = s.CycleElapsed.Truncate(time.Millisecond)
+	for i := range s.Groups {
+		g := &s.Groups[i]
+		g.TotalTime = g.TotalTime.Truncate(time.Millisecond)
+		g.TimeUsed = g.TimeUsed.Truncate(time.Millisecond)
+	}
+	if len(s.Groups) == 0 {
+		s.Groups = nil
+	}
 	for _, t := range []*time.Time{s.CycleStartedAt, s.SessionStartedAt, s.SessionCompletedAt, &s.CreatedAt, &s.UpdatedAt} {
 		if t != nil {
 			*t = msTime(*t)

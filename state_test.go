@@ -44,6 +44,7 @@ func TestStateJSONFormLiteral(t *testing.T) {
 		`{"participant_id":"a","index":0,"group_id":"white","total_time_ms":90000,"time_used_ms":1500,"cycle_count":2,"is_active":true,"has_expired":false},` +
 		`{"participant_id":"b","index":1,"group_id":"black","total_time_ms":60000,"time_used_ms":0,"cycle_count":0,"is_active":false,"has_expired":true}],` +
 		`"active_participant_id":"a","total_time_ms":600000,"time_per_cycle_ms":30000,"increment_ms":2000,"max_time_ms":3600000,` +
+		`"delay_ms":0,"delay_mode":"","on_expiry":"","cycle_elapsed_ms":0,` +
 		`"cycle_started_at":"2026-03-04T04:06:07.890Z","session_started_at":"2026-03-04T04:06:07.890Z","session_completed_at":null,` +
 		`"created_at":"2026-03-04T04:06:07.890Z","updated_at":"2026-03-04T04:06:07.890Z","metadata":{"room":"7"}}`
 	if string(got) != want {

@@ -52,6 +52,28 @@ func (s *State) appendJSON(b []byte) []byte {
 	b = appendMillis(b, `,"time_per_cycle_ms":`, s.TimePerCycle)
 	b = appendMillis(b, `,"increment_ms":`, s.Increment)
 	b = appendMillis(b, `,"max_time_ms":`, s.MaxTime)
+	b = appendMillis(b, `,"delay_ms":`, s.Delay)
+	b = append(b, `,"delay_mode":`...)
+	b = appendString(b, string(s.DelayMode))
+	b = append(b, `,"on_expiry":`...)
+	b = appendString(b, string(s.OnExpiry))
+	b = appendMillis(b, `,"cycle_elapsed_ms":`, s.CycleElapsed)
+	if len(s.Groups) > 0 {
+		b = append(b, `,"groups":[`...)
+		for i, g := range s.Groups {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"group_id":`...)
+			b = appendString(b, g.ID)
+			b = appendMillis(b, `,"total_time_ms":`, g.TotalTime)
+			b = appendMillis(b, `,"time_used_ms":`, g.TimeUsed)
+			b = append(b, `,"has_expired":`...)
+			b = strconv.AppendBool(b, g.HasExpired)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
 	b = appendTime(b, `,"cycle_started_at":`, s.CycleStartedAt)
 	b = appendTime(b, `,"session_started_at":`, s.SessionStartedAt)
 	b = appendTime(b, `,"session_completed_at":`, s.SessionCompletedAt)
@@ -212,6 +234,20 @@ func (d *decoder) state(out *State) error {
 			out.Increment, err = d.millis()
 		case "max_time_ms":
 			out.MaxTime, err = d.millis()
+		case "delay_ms":
+			out.Delay, err = d.millis()
+		case "delay_mode":
+			var m string
+			m, err = d.string()
+			out.DelayMode = DelayMode(m)
+		case "on_expiry":
+			var a string
+			a, err = d.string()
+			out.OnExpiry = ExpiryAction(a)
+		case "cycle_elapsed_ms":
+			out.CycleElapsed, err = d.millis()
+		case "groups":
+			out.Groups, err = d.groups()
 		case "cycle_started_at":
 			out.CycleStartedAt, err = d.timePtr()
 		case "session_started_at":
@@ -269,6 +305,35 @@ func (d *decoder) participants() ([]Participant, error) {
 		ps = []Participant{}
 	}
 	return ps, err
+}
+
+func (d *decoder) groups() ([]Group, error) {
+	if d.null() {
+		return nil, nil
+	}
+	var gs []Group
+	err := d.array(func() error {
+		var g Group
+		err := d.object(func(name []byte) error {
+			var err error
+			switch string(name) {
+			case "group_id":
+				g.ID, err = d.string()
+			case "total_time_ms":
+				g.TotalTime, err = d.millis()
+			case "time_used_ms":
+				g.TimeUsed, err = d.millis()
+			case "has_expired":
+				g.HasExpired, err = d.bool()
+			default:
+				err = d.skip()
+			}
+			return err
+		})
+		gs = append(gs, g)
+		return err
+	})
+	return gs, err
 }
 
 func (d *decoder) metadata() (map[string]string, error) {

@@ -33,6 +33,9 @@ const (
 	// DefaultSubscriptionBuffer is how many messages a subscription holds
 	// for a callback that has not caught up.
 	DefaultSubscriptionBuffer = 1024
+	// DefaultExpirerInterval is how often RunExpirer looks for due
+	// deadlines.
+	DefaultExpirerInterval = 5 * time.Millisecond
 	// MaxPartitions bounds Config.Partitions: Redis Cluster's slot count.
 	MaxPartitions = 16384
 )
@@ -74,6 +77,10 @@ type Config struct {
 	// DefaultSubscriptionBuffer.
 	SubscriptionBuffer int
 
+	// ExpirerInterval is how often RunExpirer looks for due deadlines: the
+	// bound on how late it notices one. Defaults to DefaultExpirerInterval.
+	ExpirerInterval time.Duration
+
 	// Audit makes every write append its event, in the same atomic step, to
 	// its partition's outbox stream, from which the relay of package audit
 	// moves it to Postgres. Run a relay whenever Audit is on: the outboxes
@@ -111,6 +118,7 @@ func (c *Config) WithDefaults() *Config {
 		Partitions:         cmp.Or(c.Partitions, DefaultPartitions),
 		MaxAttempts:        cmp.Or(c.MaxAttempts, DefaultMaxAttempts),
 		SubscriptionBuffer: cmp.Or(c.SubscriptionBuffer, DefaultSubscriptionBuffer),
+		ExpirerInterval:    cmp.Or(c.ExpirerInterval, DefaultExpirerInterval),
 		Audit:              c.Audit,
 		Logger:             cmp.Or(c.Logger, slog.Default()),
 		Test:               c.Test,
@@ -127,6 +135,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("synckairos: Config.Partitions %d is outside 1 to %d", c.Partitions, MaxPartitions)
 	case c.MaxAttempts < 1:
 		return fmt.Errorf("synckairos: Config.MaxAttempts %d is below the minimum of 1", c.MaxAttempts)
+	case c.ExpirerInterval < time.Millisecond:
+		return fmt.Errorf("synckairos: Config.ExpirerInterval %v is below the minimum of 1ms", c.ExpirerInterval)
 	case c.SubscriptionBuffer < 1:
 		return fmt.Errorf("synckairos: Config.SubscriptionBuffer %d is below the minimum of 1", c.SubscriptionBuffer)
 	}

@@ -46,10 +46,23 @@ func (s *State) Validate() error {
 	if err := s.validateParticipants(); err != nil {
 		return err
 	}
+	if !slices.Contains([]DelayMode{DelayNone, DelayBronstein, DelaySimple}, s.DelayMode) {
+		return invalid("delay_mode", "%q is not one of \"\", %q, %q", s.DelayMode, DelayBronstein, DelaySimple)
+	}
+	if !slices.Contains([]ExpiryAction{ExpiryDefault, ExpiryEndSession, ExpiryContinue}, s.OnExpiry) {
+		return invalid("on_expiry", "%q is not one of \"\", %q, %q", s.OnExpiry, ExpiryEndSession, ExpiryContinue)
+	}
+	if s.CycleElapsed < 0 {
+		return invalid("cycle_elapsed_ms", "negative duration %v", s.CycleElapsed)
+	}
+	if err := s.validateGroups(); err != nil {
+		return err
+	}
 	for _, d := range []struct {
 		field string
 		value time.Duration
 	}{
+		{"delay_ms", s.Delay},
 		{"total_time_ms", s.TotalTime},
 		{"time_per_cycle_ms", s.TimePerCycle},
 		{"increment_ms", s.Increment},
@@ -120,6 +133,38 @@ func (p *Participant) validate() error {
 	}
 	if p.GroupID != "" {
 		return validateID("group_id", p.GroupID)
+	}
+	return nil
+}
+
+func (s *State) validateGroups() error {
+	seen := make(map[string]struct{}, len(s.Groups))
+	for i, g := range s.Groups {
+		field := fmt.Sprintf("groups[%d]", i)
+		if err := validateID(field+".group_id", g.ID); err != nil {
+			return err
+		}
+		if _, dup := seen[g.ID]; dup {
+			return invalid(field+".group_id", "duplicate ID %q", g.ID)
+		}
+		seen[g.ID] = struct{}{}
+		if err := validateBank(field+".total_time_ms", g.TotalTime); err != nil {
+			return err
+		}
+		if g.TimeUsed < 0 {
+			return invalid(field+".time_used_ms", "negative duration %v", g.TimeUsed)
+		}
+	}
+	if s.Mode != ModePerGroup {
+		return nil
+	}
+	if len(s.Groups) == 0 {
+		return invalid("groups", "a per_group session needs its groups")
+	}
+	for i, p := range s.Participants {
+		if _, ok := seen[p.GroupID]; !ok {
+			return invalid(fmt.Sprintf("participants[%d].group_id", i), "%q names no group", p.GroupID)
+		}
 	}
 	return nil
 }

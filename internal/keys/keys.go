@@ -49,6 +49,12 @@ func (l Layout) Outbox(partition int) string {
 	return l.prefix + l.tag(partition) + ":outbox"
 }
 
+// Deadlines returns the deadline index of a partition: a sorted set of
+// session IDs scored by the server time (ms) at which each next expires.
+func (l Layout) Deadlines(partition int) string {
+	return l.prefix + l.tag(partition) + ":deadlines"
+}
+
 // Partitions returns the number of partitions.
 func (l Layout) Partitions() int { return l.partitions }
 

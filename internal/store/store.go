@@ -54,14 +54,14 @@ type Result struct {
 type Store struct {
 	client rueidis.Client
 	layout keys.Layout
-	ttl    string // milliseconds
+	ttl    time.Duration
 	audit  bool
 }
 
 // New returns a Store. ttl is the expiry set by every write; audit makes
 // every write append its event to its partition's outbox.
 func New(client rueidis.Client, layout keys.Layout, ttl time.Duration, audit bool) *Store {
-	return &Store{client: client, layout: layout, ttl: strconv.FormatInt(ttl.Milliseconds(), 10), audit: audit}
+	return &Store{client: client, layout: layout, ttl: ttl, audit: audit}
 }
 
 // Get returns the version and state bytes of a session; found is false when
@@ -104,6 +104,10 @@ type Write struct {
 	EventType string
 	// At is the server time of the change.
 	At time.Time
+	// Deadline, when set, is the next time at which the session's clocks
+	// run out: the write records it in the partition's deadline index.
+	// Unset, the write removes the session from the index.
+	Deadline time.Time
 }
 
 // Write runs the write script.
@@ -116,12 +120,19 @@ func (s *Store) Write(ctx context.Context, w Write) (Result, error) {
 	if !s.audit || w.Op == "restore" {
 		eventType = ""
 	}
+	// A running session's key outlives its clocks by the TTL.
+	ttl, deadline := s.ttl, ""
+	if !w.Deadline.IsZero() {
+		deadline = strconv.FormatInt(w.Deadline.UnixMilli(), 10)
+		ttl += max(w.Deadline.Sub(w.At), 0)
+	}
 	partition := s.layout.Partition(w.SessionID)
 	vals, err := writeScript.Exec(ctx, s.client,
-		[]string{s.layout.Session(w.SessionID), s.layout.Outbox(partition)},
+		[]string{s.layout.Session(w.SessionID), s.layout.Outbox(partition), s.layout.Deadlines(partition)},
 		[]string{
-			w.Op, strconv.FormatInt(w.Expected, 10), rueidis.BinaryString(w.State), s.ttl,
+			w.Op, strconv.FormatInt(w.Expected, 10), rueidis.BinaryString(w.State), strconv.FormatInt(ttl.Milliseconds(), 10),
 			s.layout.Updates(), rueidis.BinaryString(quotedID), eventType, strconv.FormatInt(w.At.UnixMilli(), 10),
+			deadline, w.SessionID,
 		},
 	).ToArray()
 	if err != nil {
@@ -163,4 +174,29 @@ func classify(err error) error {
 		return fmt.Errorf("%w: %v", ErrWrongType, err)
 	}
 	return err
+}
+
+// Due returns up to limit sessions per partition whose deadline is at or
+// before now, from every partition in one round trip.
+func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	max := strconv.FormatInt(now.UnixMilli(), 10)
+	cmds := make(rueidis.Commands, s.layout.Partitions())
+	for p := range cmds {
+		cmds[p] = s.client.B().Zrange().Key(s.layout.Deadlines(p)).Min("-inf").Max(max).Byscore().Limit(0, int64(limit)).Build()
+	}
+	var due []string
+	for _, r := range s.client.DoMulti(ctx, cmds...) {
+		ids, err := r.AsStrSlice()
+		if err != nil {
+			return nil, err
+		}
+		due = append(due, ids...)
+	}
+	return due, nil
+}
+
+// Forget removes a session from its partition's deadline index: for entries
+// whose session is gone.
+func (s *Store) Forget(ctx context.Context, id string) error {
+	return s.client.Do(ctx, s.client.B().Zrem().Key(s.layout.Deadlines(s.layout.Partition(id))).Member(id).Build()).Error()
 }

@@ -1,11 +1,12 @@
 -- The one place where a session change is committed. Atomically: check the
--- version, write the state with its TTL, publish the change, and append it
--- to the partition's audit outbox.
+-- version, write the state with its TTL, publish the change, append it to
+-- the partition's audit outbox, and keep the partition's deadline index.
 --
 -- The version lives in its own hash field, so the check never decodes the
 -- state: a write costs the same with 2 or 1000 participants.
 local key = KEYS[1]
 local outbox = KEYS[2]       -- the partition's outbox stream (same hash slot)
+local deadlines = KEYS[3]    -- the partition's deadline index (same hash slot)
 local op = ARGV[1]           -- 'create', 'update', 'delete' or 'restore'
 local expected = ARGV[2]     -- update: the version read; restore: the version to restore at
 local state = ARGV[3]        -- create, update, restore: the state JSON, at the next version
@@ -14,6 +15,8 @@ local channel = ARGV[5]
 local session_json = ARGV[6] -- the session ID as a JSON string
 local event_type = ARGV[7]   -- the audit event type; empty: no outbox entry
 local at_ms = ARGV[8]        -- server time of the change, in ms
+local deadline_ms = ARGV[9]  -- when the session's clocks next run out; empty: none
+local session_id = ARGV[10]
 
 local OK, NOT_FOUND, CONFLICT, EXISTS, CORRUPT = 1, 0, 2, 3, 4
 
@@ -70,6 +73,12 @@ if op ~= 'delete' then
   message = message .. ',"state":' .. state
 end
 redis.call('PUBLISH', channel, message .. '}')
+
+if deadline_ms ~= '' and op ~= 'delete' then
+  redis.call('ZADD', deadlines, deadline_ms, session_id)
+else
+  redis.call('ZREM', deadlines, session_id)
+end
 
 if event_type ~= '' then
   redis.call('XADD', outbox, '*', 'sid', session_json, 'v', next_version,

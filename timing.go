@@ -1,0 +1,172 @@
+package synckairos
+
+import "time"
+
+// The time rules of the modes, as pure functions of a state and a time.
+// Nothing ticks: a state holds its banks as of the last cycle boundary, the
+// time the running cycle had used before its last resume (CycleElapsed) and
+// when it was resumed (CycleStartedAt); the rest is computed.
+
+// cycleElapsedAt returns how long the current cycle has run at now, paused
+// time excluded.
+func (s *State) cycleElapsedAt(now time.Time) time.Duration {
+	e := s.CycleElapsed
+	if s.Status == StatusRunning && s.CycleStartedAt != nil {
+		e += max(now.Sub(*s.CycleStartedAt), 0)
+	}
+	return e
+}
+
+// charged returns the part of a cycle of length e that runs down the bank
+// during the cycle: all of it, but for a simple delay.
+func (s *State) charged(e time.Duration) time.Duration {
+	if s.Mode == ModePerParticipant && s.DelayMode == DelaySimple {
+		return max(e-s.Delay, 0)
+	}
+	return e
+}
+
+// group returns the group of ID id, or nil.
+func (s *State) group(id string) *Group {
+	for i := range s.Groups {
+		if s.Groups[i].ID == id {
+			return &s.Groups[i]
+		}
+	}
+	return nil
+}
+
+// usedTotal returns the time of every completed cycle.
+func (s *State) usedTotal() time.Duration {
+	var t time.Duration
+	for _, p := range s.Participants {
+		t += p.TimeUsed
+	}
+	return t
+}
+
+// limit returns how long the current cycle may run before time runs out,
+// and whether it is bounded at all.
+func (s *State) limit() (time.Duration, bool) {
+	p := s.Participant(s.ActiveParticipantID)
+	switch s.Mode {
+	case ModePerParticipant:
+		if p == nil {
+			return 0, false
+		}
+		if s.DelayMode == DelaySimple {
+			return p.TotalTime + s.Delay, true
+		}
+		return p.TotalTime, true
+	case ModePerGroup:
+		if p == nil {
+			return 0, false
+		}
+		if g := s.group(p.GroupID); g != nil {
+			return g.TotalTime, true
+		}
+		return 0, false
+	case ModeGlobal:
+		return s.TotalTime, true
+	case ModePerCycle:
+		return s.TimePerCycle, s.TimePerCycle > 0
+	case ModeCountUp:
+		return max(s.MaxTime-s.usedTotal(), 0), s.MaxTime > 0
+	}
+	return 0, false
+}
+
+// Deadline returns when the running session's time next runs out, and
+// whether it has such a time: only a running session does, and a stopwatch
+// only with a MaxTime.
+func (s *State) Deadline() (time.Time, bool) {
+	if s.Status != StatusRunning || s.CycleStartedAt == nil {
+		return time.Time{}, false
+	}
+	l, ok := s.limit()
+	if !ok {
+		return time.Time{}, false
+	}
+	return s.CycleStartedAt.Add(l - s.CycleElapsed), true
+}
+
+// RemainingAt returns the time left at now on the running bank: the active
+// participant's (ModePerParticipant), its group's (ModePerGroup), the
+// session's (ModeGlobal), the turn's (ModePerCycle), or the time to MaxTime
+// (ModeCountUp; zero without a MaxTime). It never returns less than zero,
+// and zero for a session with no active participant where a bank is one
+// participant's.
+func (s *State) RemainingAt(now time.Time) time.Duration {
+	e := s.cycleElapsedAt(now)
+	switch s.Mode {
+	case ModePerParticipant:
+		p := s.Participant(s.ActiveParticipantID)
+		if p == nil {
+			return 0
+		}
+		return max(p.TotalTime-s.charged(e), 0)
+	case ModePerGroup:
+		p := s.Participant(s.ActiveParticipantID)
+		if p == nil {
+			return 0
+		}
+		if g := s.group(p.GroupID); g != nil {
+			return max(g.TotalTime-e, 0)
+		}
+		return 0
+	case ModeGlobal:
+		return max(s.TotalTime-e, 0)
+	case ModePerCycle:
+		if s.ActiveParticipantID == "" {
+			return 0
+		}
+		return max(s.TimePerCycle-e, 0)
+	case ModeCountUp:
+		if s.MaxTime == 0 {
+			return 0
+		}
+		return max(s.MaxTime-s.usedTotal()-e, 0)
+	}
+	return 0
+}
+
+// ElapsedAt returns the session's running time at now: every completed
+// cycle and the current one, paused time excluded.
+func (s *State) ElapsedAt(now time.Time) time.Duration {
+	return s.usedTotal() + s.cycleElapsedAt(now)
+}
+
+// ParticipantRemainingAt returns the time left at now on one participant's
+// bank: its own, its group's, the session's, or, in ModePerCycle, its turn's
+// (the whole TimePerCycle when it is not its turn). It returns
+// ErrParticipantNotFound for an unknown ID.
+func (s *State) ParticipantRemainingAt(id string, now time.Time) (time.Duration, error) {
+	p := s.Participant(id)
+	if p == nil {
+		return 0, participantNotFound(s.SessionID, id)
+	}
+	active := id == s.ActiveParticipantID
+	e := s.cycleElapsedAt(now)
+	switch s.Mode {
+	case ModePerParticipant:
+		if !active {
+			return p.TotalTime, nil
+		}
+		return max(p.TotalTime-s.charged(e), 0), nil
+	case ModePerGroup:
+		g := s.group(p.GroupID)
+		if g == nil {
+			return 0, nil
+		}
+		if a := s.Participant(s.ActiveParticipantID); a != nil && a.GroupID == p.GroupID {
+			return max(g.TotalTime-e, 0), nil
+		}
+		return g.TotalTime, nil
+	case ModePerCycle:
+		if !active {
+			return s.TimePerCycle, nil
+		}
+		return max(s.TimePerCycle-e, 0), nil
+	}
+	return s.RemainingAt(now), nil
+}
