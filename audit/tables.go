@@ -111,37 +111,17 @@ func insertEvents(ctx context.Context, tx pgx.Tx, rows []row) ([]Event, error) {
 	return collided, nil
 }
 
-// timeFigures returns the running bank's remaining time and the time since
-// the session started, both as of at, in milliseconds; nil when they do not
-// apply.
+// timeFigures returns, in milliseconds as of at, the time left on the
+// running bank and the session's running time; the first is nil where no
+// bank runs (no active participant, or a stopwatch without a maximum).
 func timeFigures(s *synckairos.State, at time.Time) (remaining, elapsed *int64) {
-	ms := func(d time.Duration) *int64 { v := max(d, 0).Milliseconds(); return &v }
-	if s.SessionStartedAt != nil {
-		end := at
-		if s.SessionCompletedAt != nil {
-			end = *s.SessionCompletedAt
-		}
-		elapsed = ms(end.Sub(*s.SessionStartedAt))
+	ms := func(d time.Duration) *int64 { v := d.Milliseconds(); return &v }
+	elapsed = ms(s.ElapsedAt(at))
+	bankless := s.Mode == synckairos.ModeCountUp && s.MaxTime == 0
+	if s.ActiveParticipantID != "" && !bankless {
+		remaining = ms(s.RemainingAt(at))
 	}
-	var bank time.Duration
-	switch {
-	case s.Mode == synckairos.ModeGlobal:
-		bank = s.TotalTime
-	case s.Mode == synckairos.ModePerCycle:
-		bank = s.TimePerCycle
-	case s.Mode == synckairos.ModeCountUp:
-		return nil, elapsed
-	default:
-		p := s.Participant(s.ActiveParticipantID)
-		if p == nil {
-			return nil, elapsed
-		}
-		bank = p.TotalTime
-	}
-	if s.Status == synckairos.StatusRunning && s.CycleStartedAt != nil {
-		bank -= at.Sub(*s.CycleStartedAt)
-	}
-	return ms(bank), elapsed
+	return remaining, elapsed
 }
 
 // latestPerSession returns, per session, its newest event of the batch and
