@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -179,4 +180,75 @@ func BenchmarkDeliveryLatency(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "delivery-p50-ns")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "delivery-p99-ns")
+}
+
+// BenchmarkExpiryLatency starts 10,000 sessions whose clocks run out over a
+// few seconds, runs one expirer, and reports how late each expiry was
+// written: UpdatedAt of the expired state minus its deadline
+// (SessionCompletedAt), at millisecond resolution. Run it once:
+//
+//	go test -run '^$' -bench ExpiryLatency -benchtime 1x -count 5 .
+func BenchmarkExpiryLatency(b *testing.B) {
+	const sessions, writers = 10_000, 16
+	for b.Loop() {
+		client := newRedisClient(b)
+		prefix := testPrefix(b)
+		b.Cleanup(func() { deletePrefix(b, client, prefix) })
+		m, err := synckairos.New(client, &synckairos.Config{KeyPrefix: prefix})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := context.Background()
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Go(func() {
+				for i := w; i < sessions; i += writers {
+					id := fmt.Sprint("x", i)
+					// Deadlines 4 to 7 s after each start.
+					if _, err := m.CreateSession(ctx, &synckairos.State{SessionID: id, Mode: synckairos.ModeGlobal,
+						TotalTime: 4*time.Second + time.Duration(i%3000)*time.Millisecond,
+						Participants: []synckairos.Participant{{ID: "a"}, {ID: "b"}}}); err != nil {
+						b.Error(err)
+						return
+					}
+					if _, err := m.StartSession(ctx, id); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		expirer, err := synckairos.New(newRedisClient(b), &synckairos.Config{KeyPrefix: prefix})
+		if err != nil {
+			b.Fatal(err)
+		}
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); expirer.RunExpirer(runCtx) }()
+
+		lat := make([]time.Duration, 0, sessions)
+		for i := range sessions {
+			id := fmt.Sprint("x", i)
+			for {
+				s, err := m.GetSession(ctx, id)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if s.Status == synckairos.StatusExpired {
+					lat = append(lat, s.UpdatedAt.Sub(*s.SessionCompletedAt))
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+		stop()
+		<-done
+		expirer.Close()
+		m.Close()
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)/2].Milliseconds()), "late-p50-ms")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Milliseconds()), "late-p99-ms")
+		b.ReportMetric(float64(lat[len(lat)-1].Milliseconds()), "late-max-ms")
+	}
 }
