@@ -48,6 +48,36 @@ the Redis server clock (Manager.Now), so nothing ticks.
 Every state is validated before anything is written (*StateError names the
 field and the limit), and is stored with millisecond precision.
 
+# Clocks
+
+The engine runs a session's clocks by the rules of its Mode, each transition
+a pure function of the state and the Redis server time, applied through the
+compare-and-set below, so that it is exact under concurrency and the same on
+every instance:
+
+	m.StartSession(ctx, "game-42")
+	m.SwitchCycle(ctx, "game-42", &synckairos.SwitchOptions{From: "white"})
+	m.PauseSession(ctx, "game-42") // and ResumeSession, CompleteSession, CancelSession, AddTime
+
+	now, _ := m.Now(ctx)
+	left := s.RemainingAt(now) // the running bank; ParticipantRemainingAt for any player
+
+ModePerParticipant runs the active player's bank, with a Fischer Increment
+after each completed turn and a Bronstein or simple Delay; ModePerCycle gives
+each turn TimePerCycle; ModePerGroup shares one bank per Group; ModeGlobal
+runs one bank for the session; ModeCountUp is a stopwatch up to MaxTime.
+OnExpiry chooses what running out does. Paused time is never charged.
+
+A transition that comes after a deadline has passed first applies the
+expiry as of the deadline: a late switch never rescues a flagged player.
+Every write of a running session records its next deadline in its
+partition's deadline index, and RunExpirer, which any number of instances
+may run, applies the expiries on time, each exactly once. A running
+session's key lives at least until its deadline plus Config.SessionTTL.
+
+A transition not allowed in the session's status fails with a
+*TransitionError (ErrInvalidTransition) and changes nothing.
+
 # Compare-and-set
 
 UpdateSession writes a state only if the stored session is still at the
