@@ -206,7 +206,7 @@ func BenchmarkExpiryLatency(b *testing.B) {
 					id := fmt.Sprint("x", i)
 					// Deadlines 4 to 7 s after each start.
 					if _, err := m.CreateSession(ctx, &synckairos.State{SessionID: id, Mode: synckairos.ModeGlobal,
-						TotalTime: 4*time.Second + time.Duration(i%3000)*time.Millisecond,
+						TotalTime:    4*time.Second + time.Duration(i%3000)*time.Millisecond,
 						Participants: []synckairos.Participant{{ID: "a"}, {ID: "b"}}}); err != nil {
 						b.Error(err)
 						return
