@@ -76,7 +76,9 @@ may run, applies the expiries on time, each exactly once. A running
 session's key lives at least until its deadline plus Config.SessionTTL.
 
 A transition not allowed in the session's status fails with a
-*TransitionError (ErrInvalidTransition) and changes nothing.
+*TransitionError (ErrInvalidTransition) and changes nothing, with one
+exception: when the session's time ran out before the call, the expiry is
+written anyway, and the call returns the written state along with its error.
 
 # Compare-and-set
 

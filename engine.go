@@ -255,7 +255,8 @@ func (m *Manager) StartSession(ctx context.Context, id string) (*State, error) {
 // The turn's time is charged to its bank, with the mode's increment and
 // delay. A switch that comes after the active participant's time ran out
 // does not rescue it: the expiry is applied as of its deadline and written,
-// and the switch is refused.
+// and the switch is refused with ErrInvalidTransition (or ErrNotActive, if
+// the turn passed on); the SwitchResult then carries the written state.
 func (m *Manager) SwitchCycle(ctx context.Context, id string, opts *SwitchOptions) (*SwitchResult, error) {
 	var o SwitchOptions
 	if opts != nil {
