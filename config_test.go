@@ -75,9 +75,10 @@ func TestNowFollowsServerClock(t *testing.T) {
 			}
 			return
 		}
-		// Same machine, same clock: the calibration must land within a few
-		// milliseconds (TIME has microsecond resolution).
-		if d := time.Since(got); d < -20*time.Millisecond || d > 20*time.Millisecond {
+		// Same machine, same clock: the calibration lands within half a
+		// round trip (TIME has microsecond resolution); 50 ms leaves room
+		// for a loaded machine.
+		if d := time.Since(got); d < -50*time.Millisecond || d > 50*time.Millisecond {
 			t.Fatalf("Now is %v away from the local clock", d)
 		}
 	})

@@ -50,10 +50,11 @@ type SwitchResult struct {
 // apply then refuses: then the written state comes back with apply's error.
 func (m *Manager) transition(ctx context.Context, id string, apply func(s *State, now time.Time) (string, error)) (*State, error) {
 	var applyErr error
+	expired := false
 	s, err := m.mutate(ctx, id, func(s *State, now time.Time) (string, error) {
 		expiry := s.settle(now)
 		event, err := apply(s, now)
-		applyErr = err
+		applyErr, expired = err, expiry != ""
 		if err != nil {
 			return expiry, nil // write the expiry alone, if any
 		}
@@ -62,8 +63,11 @@ func (m *Manager) transition(ctx context.Context, id string, apply func(s *State
 		}
 		return event, nil
 	})
-	if err != nil {
+	switch {
+	case err != nil:
 		return nil, err
+	case applyErr != nil && !expired:
+		return nil, applyErr // refused, nothing written
 	}
 	return s, applyErr
 }

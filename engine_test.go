@@ -583,3 +583,22 @@ func TestEngineProperties(t *testing.T) {
 		}
 	}
 }
+
+// A refused transition returns no state; one refused after an expiry it
+// wrote returns that state.
+func TestRefusedTransitionReturns(t *testing.T) {
+	m, fake := synckairostest.NewManager(t, nil)
+	ctx := context.Background()
+	mustCreate(t, m, &synckairos.State{SessionID: "r", Mode: synckairos.ModeGlobal, TotalTime: time.Second, Participants: players(0, "a", "b")})
+	if s, err := m.ResumeSession(ctx, "r"); s != nil || !errors.Is(err, synckairos.ErrInvalidTransition) {
+		t.Fatalf("resume of a pending session: %v, %v", s, err)
+	}
+	if _, err := m.StartSession(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
+	fake.Advance(2 * time.Second)
+	s, err := m.PauseSession(ctx, "r")
+	if s == nil || s.Status != synckairos.StatusExpired || s.Version != 3 || !errors.Is(err, synckairos.ErrInvalidTransition) {
+		t.Fatalf("pause after the time ran out: %+v, %v", s, err)
+	}
+}
