@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,10 @@ type backend struct {
 	raw rueidis.Client
 	// fake is the fake's handle, nil on a real server.
 	fake *synckairostest.Fake
+	// url reaches the backend from another process; resp2 says it needs
+	// RESP2 (the fake).
+	url   string
+	resp2 bool
 }
 
 // sessionKey returns the Redis key of a session with the default partitions.
@@ -58,12 +63,17 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, b *backend)) {
 		t.Parallel()
 		fn(t, newRedisBackend(t))
 	})
+	t.Run("cluster", func(t *testing.T) {
+		t.Parallel()
+		fn(t, newClusterBackend(t))
+	})
 }
 
 func newFakeBackend(t *testing.T) *backend {
-	b := &backend{name: "fake", prefix: testPrefix(t)}
+	b := &backend{name: "fake", prefix: testPrefix(t), resp2: true}
 	first, fake := synckairostest.NewManager(t, &synckairos.Config{KeyPrefix: b.prefix})
 	b.fake = fake
+	b.url = "redis://" + fake.Server().Addr()
 	used := false
 	b.newManager = func(cfg *synckairos.Config) *synckairos.Manager {
 		if cfg == nil && !used {
@@ -89,7 +99,12 @@ func redisURL() string {
 // (fails instead under SYNCKAIROS_REQUIRE_SERVICES=1).
 func newRedisClient(tb testing.TB) rueidis.Client {
 	tb.Helper()
-	opt, err := rueidis.ParseURL(redisURL())
+	return newClientAt(tb, redisURL())
+}
+
+func newClientAt(tb testing.TB, url string) rueidis.Client {
+	tb.Helper()
+	opt, err := rueidis.ParseURL(url)
 	if err != nil {
 		tb.Fatalf("SYNCKAIROS_REDIS_URL: %v", err)
 	}
@@ -105,19 +120,27 @@ func newRedisClient(tb testing.TB) rueidis.Client {
 	}
 	if err != nil {
 		if os.Getenv("SYNCKAIROS_REQUIRE_SERVICES") == "1" {
-			tb.Fatalf("Redis at %s is required (SYNCKAIROS_REQUIRE_SERVICES=1): %v", redisURL(), err)
+			tb.Fatalf("Redis at %s is required (SYNCKAIROS_REQUIRE_SERVICES=1): %v", url, err)
 		}
-		tb.Skipf("no Redis at %s (set SYNCKAIROS_REDIS_URL): %v", redisURL(), err)
+		tb.Skipf("no Redis at %s (set SYNCKAIROS_REDIS_URL): %v", url, err)
 	}
 	tb.Cleanup(c.Close)
 	return c
 }
 
 func newRedisBackend(t *testing.T) *backend {
-	b := &backend{name: "redis", prefix: testPrefix(t), raw: newRedisClient(t)}
+	return newServerBackend(t, "redis", redisURL())
+}
+
+func newClusterBackend(t *testing.T) *backend {
+	return newServerBackend(t, "cluster", clusterURL(t))
+}
+
+func newServerBackend(t *testing.T, name, url string) *backend {
+	b := &backend{name: name, prefix: testPrefix(t), raw: newClientAt(t, url), url: url}
 	t.Cleanup(func() { deletePrefix(t, b.raw, b.prefix) })
 	b.newManager = func(cfg *synckairos.Config) *synckairos.Manager {
-		m, err := synckairos.New(newRedisClient(t), withPrefix(cfg, b.prefix))
+		m, err := synckairos.New(newClientAt(t, url), withPrefix(cfg, b.prefix))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,23 +167,37 @@ func testPrefix(t testing.TB) string {
 	return "sktest:" + name + ":" + hex.EncodeToString(r[:]) + ":"
 }
 
-// deletePrefix removes the keys of one test; shared servers are never flushed.
+// deletePrefix removes the keys of one test, from every node of a cluster;
+// shared servers are never flushed.
 func deletePrefix(t testing.TB, c rueidis.Client, prefix string) {
 	ctx := context.Background()
-	var cursor uint64
-	for {
-		e, err := c.Do(ctx, c.B().Scan().Cursor(cursor).Match(prefix+"*").Count(1000).Build()).AsScanEntry()
-		if err != nil {
-			t.Logf("cleanup of %s: %v", prefix, err)
-			return
-		}
-		if len(e.Elements) > 0 {
-			c.Do(ctx, c.B().Del().Key(e.Elements...).Build())
-		}
-		if cursor = e.Cursor; cursor == 0 {
-			return
+	for _, key := range scanPrefix(t, c, prefix) {
+		c.Do(ctx, c.B().Del().Key(key).Build())
+	}
+}
+
+// scanPrefix returns the keys under prefix, from every node of a cluster.
+func scanPrefix(t testing.TB, c rueidis.Client, prefix string) []string {
+	ctx := context.Background()
+	var keys []string
+	for _, node := range c.Nodes() {
+		var cursor uint64
+		for {
+			e, err := node.Do(ctx, node.B().Scan().Cursor(cursor).Match(prefix+"*").Count(1000).Build()).AsScanEntry()
+			if err != nil {
+				if !strings.Contains(err.Error(), "READONLY") && !strings.Contains(err.Error(), "MOVED") {
+					t.Logf("scan of %s: %v", prefix, err)
+				}
+				break
+			}
+			keys = append(keys, e.Elements...)
+			if cursor = e.Cursor; cursor == 0 {
+				break
+			}
 		}
 	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
 }
 
 func partitionOf(id string) int { return keys.New("", synckairos.DefaultPartitions).Partition(id) }

@@ -558,16 +558,5 @@ func TestClosedManager(t *testing.T) {
 // keyCount returns the number of keys under the test's prefix.
 func keyCount(t *testing.T, b *backend) int {
 	t.Helper()
-	n := 0
-	var cursor uint64
-	for {
-		e, err := b.raw.Do(context.Background(), b.raw.B().Scan().Cursor(cursor).Match(b.prefix+"*").Count(1000).Build()).AsScanEntry()
-		if err != nil {
-			t.Fatal(err)
-		}
-		n += len(e.Elements)
-		if cursor = e.Cursor; cursor == 0 {
-			return n
-		}
-	}
+	return len(scanPrefix(t, b.raw, b.prefix))
 }

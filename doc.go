@@ -159,6 +159,21 @@ runs unchanged on Redis Cluster: a session is stored at
 <prefix>{pNN}:s:<sessionID> as a hash of its version ("v") and its JSON state
 ("s"), and expires Config.SessionTTL after its last write.
 
+# Redis Cluster
+
+The key layout keeps every script's keys in one hash slot, so the library
+runs unchanged on Redis Cluster. Give Dial every node, or any of them, in
+one URL, redis://host1:port1?addr=host2:port2&addr=host3:port3, or pass New
+a rueidis client created with their addresses. Choose Partitions several
+times the number of masters, so that partitions, and sessions with them,
+spread over every master; it is fixed at first deploy.
+
+On a cluster, classic pub/sub travels between nodes over the cluster bus:
+each session's messages keep their order (they all leave from the session's
+node, broadcasts included), but messages of different sessions may
+interleave differently on different subscribers, and a message published
+just before a subscription may still arrive after it.
+
 # Errors
 
 Errors match the sentinels ErrSessionNotFound, ErrSessionExists,

@@ -1,13 +1,54 @@
 package synckairos_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/synckairos/synckairos/internal/rediscluster"
 )
 
 // Every Manager, client and fake a test opens is closed by its cleanup: no
-// goroutine outlives the tests.
+// goroutine outlives the tests. The Redis Cluster, started by the first test
+// that needs it, is stopped after the last.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	code := m.Run()
+	if testCluster != nil {
+		testCluster.Stop()
+	}
+	if code == 0 {
+		// rueidis's cluster client leaves a goroutine sleeping out a topology
+		// refresh backoff after Close; it ends by itself.
+		if err := goleak.Find(goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*clusterClient)._refresh.func2")); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+var (
+	clusterOnce sync.Once
+	testCluster *rediscluster.Cluster
+	clusterErr  error
+)
+
+// clusterURL returns the URL of the tests' Redis Cluster, starting it on
+// first use; it skips the test where redis-server is not on the PATH (fails
+// under SYNCKAIROS_REQUIRE_SERVICES=1).
+func clusterURL(tb testing.TB) string {
+	tb.Helper()
+	clusterOnce.Do(func() { testCluster, clusterErr = rediscluster.Start(context.Background(), 3) })
+	if errors.Is(clusterErr, rediscluster.ErrNoBinaries) && os.Getenv("SYNCKAIROS_REQUIRE_SERVICES") != "1" {
+		tb.Skipf("no Redis Cluster: %v", clusterErr)
+	}
+	if clusterErr != nil {
+		tb.Fatalf("Redis Cluster: %v", clusterErr)
+	}
+	return testCluster.URL()
 }

@@ -43,9 +43,9 @@ func TestMultiInstanceProcesses(t *testing.T) {
 		created := mustCreate(t, a, newState("shared", 2))
 		updates.waitFor(t, 1)
 
-		url, resp2 := redisURL(), ""
-		if b.fake != nil {
-			url, resp2 = "redis://"+b.fake.Server().Addr(), "1"
+		url, resp2 := b.url, ""
+		if b.resp2 {
+			resp2 = "1"
 		}
 		cmd := exec.Command(os.Args[0], "-test.run=^TestMultiInstanceProcesses$", "-test.v")
 		cmd.Env = append(os.Environ(),

@@ -85,7 +85,7 @@ func subscribe(t *testing.T, b *backend, channel string) <-chan string {
 		t.Cleanup(c.Close)
 		client = c
 	} else {
-		client = newRedisClient(t)
+		client = newClientAt(t, b.url)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	out := make(chan string, 100)
@@ -97,13 +97,19 @@ func subscribe(t *testing.T, b *backend, channel string) <-chan string {
 		})
 	}()
 	t.Cleanup(func() { cancel(); <-done })
+	// PUBSUB NUMSUB counts one node's subscribers: ask every node.
 	for deadline := time.Now().Add(5 * time.Second); ; {
-		n, err := b.raw.Do(ctx, b.raw.B().PubsubNumsub().Channel(channel).Build()).AsIntMap()
-		if err == nil && n[channel] == 1 {
+		subscribers := int64(0)
+		for _, node := range b.raw.Nodes() {
+			if n, err := node.Do(ctx, node.B().PubsubNumsub().Channel(channel).Build()).AsIntMap(); err == nil {
+				subscribers += n[channel]
+			}
+		}
+		if subscribers == 1 {
 			return out
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("subscription to %s not confirmed: %v %v", channel, n, err)
+			t.Fatalf("subscription to %s not confirmed: %d subscribers", channel, subscribers)
 		}
 		time.Sleep(time.Millisecond)
 	}

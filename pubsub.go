@@ -112,8 +112,7 @@ func (m *Manager) BroadcastToSession(ctx context.Context, sessionID string, payl
 	if len(payload) > MaxBroadcastBytes {
 		return invalid("payload", "%d bytes, want at most %d", len(payload), MaxBroadcastBytes)
 	}
-	cmd := m.client.B().Publish().Channel(m.layout.Broadcast(sessionID)).Message(rueidis.BinaryString(payload)).Build()
-	if err := m.client.Do(ctx, cmd).Error(); err != nil {
+	if err := m.store.Broadcast(ctx, sessionID, payload); err != nil {
 		return fmt.Errorf("synckairos: broadcast to session %q: %w", sessionID, err)
 	}
 	return nil

@@ -21,6 +21,17 @@ import (
 //go:embed write.lua
 var writeSource string
 
+//go:embed broadcast.lua
+var broadcastSource string
+
+var broadcastScript = rueidis.NewLuaScript(broadcastSource)
+
+// Broadcast publishes payload on a session's broadcast channel.
+func (s *Store) Broadcast(ctx context.Context, id string, payload []byte) error {
+	return broadcastScript.Exec(ctx, s.client, []string{s.layout.Session(id)},
+		[]string{s.layout.Broadcast(id), rueidis.BinaryString(payload)}).Error()
+}
+
 // The write script is not idempotent (it bumps a version and publishes), so
 // it is not marked retryable: a write lost in flight is reported, not resent.
 var writeScript = rueidis.NewLuaScript(writeSource)

@@ -1,0 +1,154 @@
+// Package rediscluster starts a throwaway Redis Cluster on loopback from the
+// redis-server and redis-cli binaries, for tests: three masters and three
+// replicas on free ports, in a temporary folder.
+package rediscluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ErrNoBinaries reports that redis-server or redis-cli is not on the PATH.
+var ErrNoBinaries = errors.New("rediscluster: redis-server and redis-cli are needed on the PATH")
+
+// Cluster is a running cluster.
+type Cluster struct {
+	// Addrs are the nodes' host:port, masters first as redis-cli made them.
+	Addrs []string
+	dir   string
+	procs []*exec.Cmd
+}
+
+// Start starts a cluster of masters masters with one replica each, and
+// returns once every slot is served and the cluster state is ok.
+func Start(ctx context.Context, masters int) (*Cluster, error) {
+	server, err1 := exec.LookPath("redis-server")
+	cli, err2 := exec.LookPath("redis-cli")
+	if err1 != nil || err2 != nil {
+		return nil, ErrNoBinaries
+	}
+	dir, err := os.MkdirTemp("", "synckairos-cluster-")
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{dir: dir}
+	ports, err := freePorts(2 * masters)
+	if err != nil {
+		c.Stop()
+		return nil, err
+	}
+	for _, p := range ports {
+		port := strconv.Itoa(p)
+		cmd := exec.Command(server,
+			"--port", port, "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+			"--cluster-config-file", "nodes-"+port+".conf", "--cluster-node-timeout", "2000",
+			"--save", "", "--appendonly", "no", "--dir", dir, "--logfile", filepath.Join(dir, port+".log"))
+		if err := cmd.Start(); err != nil {
+			c.Stop()
+			return nil, fmt.Errorf("rediscluster: start node %s: %w", port, err)
+		}
+		c.procs = append(c.procs, cmd)
+		c.Addrs = append(c.Addrs, "127.0.0.1:"+port)
+	}
+	for _, a := range c.Addrs {
+		if err := waitFor(ctx, func() bool { return c.cli(ctx, cli, a, "PING") == "PONG" }); err != nil {
+			c.Stop()
+			return nil, fmt.Errorf("rediscluster: node %s did not answer: %w", a, err)
+		}
+	}
+	args := append([]string{"--cluster", "create"}, c.Addrs...)
+	args = append(args, "--cluster-replicas", "1", "--cluster-yes")
+	if out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput(); err != nil {
+		c.Stop()
+		return nil, fmt.Errorf("rediscluster: create: %w\n%s", err, out)
+	}
+	for _, a := range c.Addrs {
+		if err := waitFor(ctx, func() bool {
+			info := c.cli(ctx, cli, a, "CLUSTER", "INFO")
+			return strings.Contains(info, "cluster_state:ok") && strings.Contains(info, "cluster_slots_ok:16384")
+		}); err != nil {
+			c.Stop()
+			return nil, fmt.Errorf("rediscluster: node %s never reported cluster_state:ok: %w", a, err)
+		}
+	}
+	return c, nil
+}
+
+// Stop kills the nodes and removes their folder.
+func (c *Cluster) Stop() {
+	for _, p := range c.procs {
+		_ = p.Process.Kill()
+		_ = p.Wait()
+	}
+	os.RemoveAll(c.dir)
+}
+
+// URL returns a rueidis URL naming every node.
+func (c *Cluster) URL() string {
+	u := "redis://" + c.Addrs[0]
+	for i, a := range c.Addrs[1:] {
+		sep := "&"
+		if i == 0 {
+			sep = "?"
+		}
+		u += sep + "addr=" + a
+	}
+	return u
+}
+
+func (c *Cluster) cli(ctx context.Context, cli, addr string, args ...string) string {
+	host, port, _ := net.SplitHostPort(addr)
+	out, _ := exec.CommandContext(ctx, cli, append([]string{"-h", host, "-p", port}, args...)...).Output()
+	return string(bytes.TrimSpace(out))
+}
+
+func waitFor(ctx context.Context, ok func() bool) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			return errors.New("timed out after 30s")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// freePorts returns n ports p free on loopback with p+10000 (the cluster
+// bus) free too.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for tries := 0; len(ports) < n && tries < 1000; tries++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		p := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if p+10000 > 65535 {
+			continue
+		}
+		bus, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+10000))
+		if err != nil {
+			continue
+		}
+		bus.Close()
+		ports = append(ports, p)
+	}
+	if len(ports) < n {
+		return nil, errors.New("rediscluster: no free ports")
+	}
+	return ports, nil
+}
