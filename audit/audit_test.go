@@ -17,6 +17,7 @@ import (
 	"github.com/synckairos/synckairos"
 	"github.com/synckairos/synckairos/audit"
 	"github.com/synckairos/synckairos/internal/keys"
+	"github.com/synckairos/synckairos/internal/rediscluster"
 )
 
 func newState(id string, participants int) *synckairos.State {
@@ -516,4 +517,27 @@ func TestReusedSessionIDIsReported(t *testing.T) {
 	if v := p.versions(t); len(v) != 2 || v["again v1"] != 1 {
 		t.Fatalf("rows: %v", v)
 	}
+}
+
+// The pipeline on a Redis Cluster: the relay reads the outboxes of
+// partitions spread over three masters.
+func TestEveryVersionBecomesOneRowOnCluster(t *testing.T) {
+	c, err := rediscluster.Start(context.Background(), 3)
+	if errors.Is(err, rediscluster.ErrNoBinaries) {
+		unavailable(t, "Redis Cluster", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	p := newPipelineOn(t, c.URL(), nil)
+	p.startRelay(t, p.pool, nil)
+	n := changes(t, p.m, 40, 3, "cl")
+	p.waitRows(t, n)
+	for k, rows := range p.versions(t) {
+		if rows != 1 {
+			t.Errorf("%s: %d rows", k, rows)
+		}
+	}
+	waitOutboxEmpty(t, p)
 }

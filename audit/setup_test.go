@@ -96,7 +96,12 @@ func newPool(tb testing.TB, schema, addr string) *pgxpool.Pool {
 
 func newRedisClient(tb testing.TB) rueidis.Client {
 	tb.Helper()
-	opt, err := rueidis.ParseURL(redisURL())
+	return newClientAt(tb, redisURL())
+}
+
+func newClientAt(tb testing.TB, url string) rueidis.Client {
+	tb.Helper()
+	opt, err := rueidis.ParseURL(url)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -109,7 +114,7 @@ func newRedisClient(tb testing.TB) rueidis.Client {
 		}
 	}
 	if err != nil {
-		unavailable(tb, "Redis at "+redisURL(), err)
+		unavailable(tb, "Redis at "+url, err)
 	}
 	tb.Cleanup(c.Close)
 	return c
@@ -148,8 +153,14 @@ func (p *pipeline) failed() []failure {
 
 func newPipeline(tb testing.TB, workerCfg *audit.WorkerConfig) *pipeline {
 	tb.Helper()
+	return newPipelineOn(tb, redisURL(), workerCfg)
+}
+
+// newPipelineOn is newPipeline on the Redis (or Redis Cluster) at url.
+func newPipelineOn(tb testing.TB, url string, workerCfg *audit.WorkerConfig) *pipeline {
+	tb.Helper()
 	ctx := context.Background()
-	p := &pipeline{schema: newSchema(tb), redis: newRedisClient(tb), prefix: "sktest:audit:" + randomName() + ":"}
+	p := &pipeline{schema: newSchema(tb), redis: newClientAt(tb, url), prefix: "sktest:audit:" + randomName() + ":"}
 	p.pool = newPool(tb, p.schema, "")
 	if err := audit.Migrate(ctx, p.pool); err != nil {
 		tb.Fatal(err)
@@ -259,17 +270,19 @@ func (p *pipeline) versions(tb testing.TB) map[string]int {
 
 func deletePrefix(c rueidis.Client, prefix string) {
 	ctx := context.Background()
-	var cursor uint64
-	for {
-		e, err := c.Do(ctx, c.B().Scan().Cursor(cursor).Match(prefix+"*").Count(1000).Build()).AsScanEntry()
-		if err != nil {
-			return
-		}
-		if len(e.Elements) > 0 {
-			c.Do(ctx, c.B().Del().Key(e.Elements...).Build())
-		}
-		if cursor = e.Cursor; cursor == 0 {
-			return
+	for _, node := range c.Nodes() { // every node of a cluster
+		var cursor uint64
+		for {
+			e, err := node.Do(ctx, node.B().Scan().Cursor(cursor).Match(prefix+"*").Count(1000).Build()).AsScanEntry()
+			if err != nil {
+				break
+			}
+			for _, k := range e.Elements {
+				c.Do(ctx, c.B().Del().Key(k).Build())
+			}
+			if cursor = e.Cursor; cursor == 0 {
+				break
+			}
 		}
 	}
 }
