@@ -201,7 +201,10 @@ func (s *State) endCycle(e time.Duration, completed bool) {
 		s.TotalTime -= charged
 		p.TimeUsed += charged
 	case ModePerCycle:
-		p.TimeUsed += min(e, s.TimePerCycle)
+		if s.TimePerCycle > 0 { // untimed turns, TimePerCycle 0, count all
+			e = min(e, s.TimePerCycle)
+		}
+		p.TimeUsed += e
 		p.CycleCount++ // a forfeited turn is a turn too
 		s.CycleElapsed, s.CycleStartedAt = 0, nil
 		return

@@ -602,3 +602,25 @@ func TestRefusedTransitionReturns(t *testing.T) {
 		t.Fatalf("pause after the time ran out: %+v, %v", s, err)
 	}
 }
+
+// Turns without a time limit (TimePerCycle 0) never expire and count in full.
+func TestUntimedTurns(t *testing.T) {
+	m, fake := synckairostest.NewManager(t, nil)
+	ctx := context.Background()
+	mustCreate(t, m, &synckairos.State{SessionID: "u", Mode: synckairos.ModePerCycle, Participants: players(0, "a", "b")})
+	s, err := m.StartSession(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Deadline(); ok {
+		t.Fatal("an untimed turn has a deadline")
+	}
+	fake.Advance(time.Hour)
+	r, err := m.SwitchCycle(ctx, "u", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.State.Participant("a").TimeUsed; got != time.Hour {
+		t.Fatalf("a used %v, want 1h", got)
+	}
+}
