@@ -73,7 +73,9 @@ expiry as of the deadline: a late switch never rescues a flagged player.
 Every write of a running session records its next deadline in its
 partition's deadline index, and RunExpirer, which any number of instances
 may run, applies the expiries on time, each exactly once. A running
-session's key lives at least until its deadline plus Config.SessionTTL.
+session's key lives at least until its deadline plus Config.SessionTTL; one
+with no deadline (untimed turns, a stopwatch without MaxTime), like a paused
+one, lives Config.SessionTTL after its last write.
 
 A transition not allowed in the session's status fails with a
 *TransitionError (ErrInvalidTransition) and changes nothing, with one
