@@ -1,12 +1,9 @@
 package synckairos_test
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +12,7 @@ import (
 
 	"github.com/synckairos/synckairos"
 	"github.com/synckairos/synckairos/internal/keys"
+	"github.com/synckairos/synckairos/internal/testenv"
 	"github.com/synckairos/synckairos/synckairostest"
 )
 
@@ -91,42 +89,13 @@ func newFakeBackend(t *testing.T) *backend {
 	return b
 }
 
-func redisURL() string {
-	return cmp.Or(os.Getenv("SYNCKAIROS_REDIS_URL"), "redis://127.0.0.1:6379/0")
-}
+func redisURL() string { return testenv.RedisURL() }
 
 // newRedisClient connects to the real Redis, or skips the test without one
 // (fails instead under SYNCKAIROS_REQUIRE_SERVICES=1).
-func newRedisClient(tb testing.TB) rueidis.Client {
-	tb.Helper()
-	return newClientAt(tb, redisURL())
-}
+func newRedisClient(tb testing.TB) rueidis.Client { return testenv.RedisClient(tb, redisURL()) }
 
-func newClientAt(tb testing.TB, url string) rueidis.Client {
-	tb.Helper()
-	opt, err := rueidis.ParseURL(url)
-	if err != nil {
-		tb.Fatalf("SYNCKAIROS_REDIS_URL: %v", err)
-	}
-	opt.DisableCache = true
-	c, err := rueidis.NewClient(opt)
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err = c.Do(ctx, c.B().Ping().Build()).Error()
-		cancel()
-		if err != nil {
-			c.Close()
-		}
-	}
-	if err != nil {
-		if os.Getenv("SYNCKAIROS_REQUIRE_SERVICES") == "1" {
-			tb.Fatalf("Redis at %s is required (SYNCKAIROS_REQUIRE_SERVICES=1): %v", url, err)
-		}
-		tb.Skipf("no Redis at %s (set SYNCKAIROS_REDIS_URL): %v", url, err)
-	}
-	tb.Cleanup(c.Close)
-	return c
-}
+func newClientAt(tb testing.TB, url string) rueidis.Client { return testenv.RedisClient(tb, url) }
 
 func newRedisBackend(t *testing.T) *backend {
 	return newServerBackend(t, "redis", redisURL())
@@ -167,37 +136,12 @@ func testPrefix(t testing.TB) string {
 	return "sktest:" + name + ":" + hex.EncodeToString(r[:]) + ":"
 }
 
-// deletePrefix removes the keys of one test, from every node of a cluster;
-// shared servers are never flushed.
-func deletePrefix(t testing.TB, c rueidis.Client, prefix string) {
-	ctx := context.Background()
-	for _, key := range scanPrefix(t, c, prefix) {
-		c.Do(ctx, c.B().Del().Key(key).Build())
-	}
+func deletePrefix(tb testing.TB, c rueidis.Client, prefix string) {
+	testenv.DeletePrefix(tb, c, prefix)
 }
 
-// scanPrefix returns the keys under prefix, from every node of a cluster.
-func scanPrefix(t testing.TB, c rueidis.Client, prefix string) []string {
-	ctx := context.Background()
-	var keys []string
-	for _, node := range c.Nodes() {
-		var cursor uint64
-		for {
-			e, err := node.Do(ctx, node.B().Scan().Cursor(cursor).Match(prefix+"*").Count(1000).Build()).AsScanEntry()
-			if err != nil {
-				if !strings.Contains(err.Error(), "READONLY") && !strings.Contains(err.Error(), "MOVED") {
-					t.Logf("scan of %s: %v", prefix, err)
-				}
-				break
-			}
-			keys = append(keys, e.Elements...)
-			if cursor = e.Cursor; cursor == 0 {
-				break
-			}
-		}
-	}
-	slices.Sort(keys)
-	return slices.Compact(keys)
+func scanPrefix(tb testing.TB, c rueidis.Client, prefix string) []string {
+	return testenv.ScanPrefix(tb, c, prefix)
 }
 
 func partitionOf(id string) int { return keys.New("", synckairos.DefaultPartitions).Partition(id) }

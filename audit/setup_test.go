@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -21,23 +20,12 @@ import (
 
 	"github.com/synckairos/synckairos"
 	"github.com/synckairos/synckairos/audit"
+	"github.com/synckairos/synckairos/internal/testenv"
 )
 
-func databaseURL() string {
-	return cmp.Or(os.Getenv("SYNCKAIROS_DATABASE_URL"), "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
-}
+func databaseURL() string { return testenv.DatabaseURL() }
 
-func redisURL() string {
-	return cmp.Or(os.Getenv("SYNCKAIROS_REDIS_URL"), "redis://127.0.0.1:6379/0")
-}
-
-func unavailable(tb testing.TB, what string, err error) {
-	tb.Helper()
-	if os.Getenv("SYNCKAIROS_REQUIRE_SERVICES") == "1" {
-		tb.Fatalf("%s is required (SYNCKAIROS_REQUIRE_SERVICES=1): %v", what, err)
-	}
-	tb.Skipf("no %s: %v", what, err)
-}
+func unavailable(tb testing.TB, what string, err error) { testenv.Unavailable(tb, what, err) }
 
 func randomName() string {
 	var r [6]byte
@@ -94,31 +82,9 @@ func newPool(tb testing.TB, schema, addr string) *pgxpool.Pool {
 	return pool
 }
 
-func newRedisClient(tb testing.TB) rueidis.Client {
-	tb.Helper()
-	return newClientAt(tb, redisURL())
-}
+func newRedisClient(tb testing.TB) rueidis.Client { return testenv.RedisClient(tb, testenv.RedisURL()) }
 
-func newClientAt(tb testing.TB, url string) rueidis.Client {
-	tb.Helper()
-	opt, err := rueidis.ParseURL(url)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	opt.DisableCache = true
-	c, err := rueidis.NewClient(opt)
-	if err == nil {
-		err = c.Do(context.Background(), c.B().Ping().Build()).Error()
-		if err != nil {
-			c.Close()
-		}
-	}
-	if err != nil {
-		unavailable(tb, "Redis at "+url, err)
-	}
-	tb.Cleanup(c.Close)
-	return c
-}
+func newClientAt(tb testing.TB, url string) rueidis.Client { return testenv.RedisClient(tb, url) }
 
 // pipeline is a Manager with Audit on, River with the audit worker, and the
 // database, all of one test.
@@ -153,7 +119,7 @@ func (p *pipeline) failed() []failure {
 
 func newPipeline(tb testing.TB, workerCfg *audit.WorkerConfig) *pipeline {
 	tb.Helper()
-	return newPipelineOn(tb, redisURL(), workerCfg)
+	return newPipelineOn(tb, testenv.RedisURL(), workerCfg)
 }
 
 // newPipelineOn is newPipeline on the Redis (or Redis Cluster) at url.
@@ -168,7 +134,7 @@ func newPipelineOn(tb testing.TB, url string, workerCfg *audit.WorkerConfig) *pi
 	if err := audit.MigrateRiver(ctx, p.pool, p.schema); err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { deletePrefix(p.redis, p.prefix) })
+	tb.Cleanup(func() { testenv.DeletePrefix(tb, p.redis, p.prefix) })
 	m, err := synckairos.New(p.redis, &synckairos.Config{KeyPrefix: p.prefix, Audit: true})
 	if err != nil {
 		tb.Fatal(err)
@@ -266,25 +232,6 @@ func (p *pipeline) versions(tb testing.TB) map[string]int {
 		out[k]++
 	}
 	return out
-}
-
-func deletePrefix(c rueidis.Client, prefix string) {
-	ctx := context.Background()
-	for _, node := range c.Nodes() { // every node of a cluster
-		var cursor uint64
-		for {
-			e, err := node.Do(ctx, node.B().Scan().Cursor(cursor).Match(prefix+"*").Count(1000).Build()).AsScanEntry()
-			if err != nil {
-				break
-			}
-			for _, k := range e.Elements {
-				c.Do(ctx, c.B().Del().Key(k).Build())
-			}
-			if cursor = e.Cursor; cursor == 0 {
-				break
-			}
-		}
-	}
 }
 
 // proxy is a TCP proxy to Postgres that a test can cut and restore.

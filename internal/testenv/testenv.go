@@ -1,0 +1,93 @@
+// Package testenv connects the tests of synckairos to the real services of
+// the development machine: Redis at SYNCKAIROS_REDIS_URL and Postgres at
+// SYNCKAIROS_DATABASE_URL, with the defaults of the README. A test whose
+// service is missing skips, or fails under SYNCKAIROS_REQUIRE_SERVICES=1
+// (as in CI).
+package testenv
+
+import (
+	"cmp"
+	"context"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// RedisURL returns the URL of the tests' Redis.
+func RedisURL() string {
+	return cmp.Or(os.Getenv("SYNCKAIROS_REDIS_URL"), "redis://127.0.0.1:6379/0")
+}
+
+// DatabaseURL returns the URL of the tests' Postgres database.
+func DatabaseURL() string {
+	return cmp.Or(os.Getenv("SYNCKAIROS_DATABASE_URL"), "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
+}
+
+// Unavailable skips the test for a missing service, or fails it when
+// services are required.
+func Unavailable(tb testing.TB, what string, err error) {
+	tb.Helper()
+	if os.Getenv("SYNCKAIROS_REQUIRE_SERVICES") == "1" {
+		tb.Fatalf("%s is required (SYNCKAIROS_REQUIRE_SERVICES=1): %v", what, err)
+	}
+	tb.Skipf("no %s: %v", what, err)
+}
+
+// RedisClient connects to the Redis (or Redis Cluster) at url, with
+// client-side caching off, and closes the client when the test ends.
+func RedisClient(tb testing.TB, url string) rueidis.Client {
+	tb.Helper()
+	opt, err := rueidis.ParseURL(url)
+	if err != nil {
+		tb.Fatalf("Redis URL %q: %v", url, err)
+	}
+	opt.DisableCache = true
+	c, err := rueidis.NewClient(opt)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = c.Do(ctx, c.B().Ping().Build()).Error()
+		cancel()
+		if err != nil {
+			c.Close()
+		}
+	}
+	if err != nil {
+		Unavailable(tb, "Redis at "+url+" (set SYNCKAIROS_REDIS_URL)", err)
+	}
+	tb.Cleanup(c.Close)
+	return c
+}
+
+// ScanPrefix returns the keys under prefix, from every node of a cluster.
+func ScanPrefix(tb testing.TB, c rueidis.Client, prefix string) []string {
+	ctx := context.Background()
+	var keys []string
+	for _, node := range c.Nodes() {
+		var cursor uint64
+		for {
+			e, err := node.Do(ctx, node.B().Scan().Cursor(cursor).Match(prefix+"*").Count(1000).Build()).AsScanEntry()
+			if err != nil {
+				tb.Logf("scan of %s: %v", prefix, err)
+				break
+			}
+			keys = append(keys, e.Elements...)
+			if cursor = e.Cursor; cursor == 0 {
+				break
+			}
+		}
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
+}
+
+// DeletePrefix removes the keys of one test: shared servers are never
+// flushed.
+func DeletePrefix(tb testing.TB, c rueidis.Client, prefix string) {
+	ctx := context.Background()
+	for _, key := range ScanPrefix(tb, c, prefix) {
+		c.Do(ctx, c.B().Del().Key(key).Build())
+	}
+}
