@@ -408,3 +408,54 @@ func TestSubscriptionEnds(t *testing.T) {
 		}
 	})
 }
+
+// Subscriptions to one channel that come and go while another stays: the
+// one that stays receives every message and never a false resync; each one
+// that comes receives what is published after it returns.
+func TestSubscriptionChurn(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		m := b.newManager(nil)
+		ctx := context.Background()
+		steady := newCollector[synckairos.Broadcast]()
+		s, err := m.SubscribeToSession(ctx, "churn", steady.add)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		var wg sync.WaitGroup
+		for g := range 3 {
+			wg.Go(func() {
+				for i := range 15 {
+					got := make(chan []byte, 16)
+					sub, err := m.SubscribeToSession(ctx, "churn", func(bc synckairos.Broadcast) { got <- bc.Payload })
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mark := fmt.Sprintf("g%d-%d", g, i)
+					if err := m.BroadcastToSession(ctx, "churn", []byte(mark)); err != nil {
+						t.Error(err)
+					}
+					// Our own mark arrives (others' may come first).
+					for seen := false; !seen; {
+						select {
+						case p := <-got:
+							seen = string(p) == mark
+						case <-time.After(waitLimit):
+							t.Errorf("%s never arrived", mark)
+							seen = true
+						}
+					}
+					sub.Close()
+				}
+			})
+		}
+		wg.Wait()
+		for _, bc := range steady.waitFor(t, 45) {
+			if bc.Resync {
+				t.Fatal("the steady subscriber got a resync")
+			}
+		}
+		steady.quiet(t, 45)
+	})
+}
