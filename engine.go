@@ -249,7 +249,7 @@ func (m *Manager) StartSession(ctx context.Context, id string) (*State, error) {
 		}
 		first := s.nextAfter(s.Participants[len(s.Participants)-1].ID)
 		if first == "" {
-			return "", &TransitionError{SessionID: s.SessionID, Transition: "start", Status: s.Status, Allowed: []Status{StatusPending}}
+			return "", invalid("participants", "every participant has expired; none can start")
 		}
 		s.Status = StatusRunning
 		s.SessionStartedAt = &now

@@ -190,10 +190,10 @@ func classify(err error) error {
 // Due returns up to limit sessions per partition whose deadline is at or
 // before now, from every partition in one round trip.
 func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]string, error) {
-	max := strconv.FormatInt(now.UnixMilli(), 10)
+	upTo := strconv.FormatInt(now.UnixMilli(), 10)
 	cmds := make(rueidis.Commands, s.layout.Partitions())
 	for p := range cmds {
-		cmds[p] = s.client.B().Zrange().Key(s.layout.Deadlines(p)).Min("-inf").Max(max).Byscore().Limit(0, int64(limit)).Build()
+		cmds[p] = s.client.B().Zrange().Key(s.layout.Deadlines(p)).Min("-inf").Max(upTo).Byscore().Limit(0, int64(limit)).Build()
 	}
 	var due []string
 	for _, r := range s.client.DoMulti(ctx, cmds...) {
