@@ -26,52 +26,51 @@ var benchSizes = []int{2, 1000}
 // p99-ns), the raw GET's (raw-p50-ns) and the ratio of the medians
 // (x-raw-p50). ns/op covers both calls.
 
-func BenchmarkGetSession(b *testing.B) {
+// forSizes runs one sub-benchmark per session size; op returns the
+// operation to measure on a fresh session.
+func forSizes(b *testing.B, op func(b *testing.B, m *synckairos.Manager, state *synckairos.State) func()) {
 	for _, n := range benchSizes {
 		b.Run(fmt.Sprintf("participants=%d", n), func(b *testing.B) {
 			m, raw, state := benchSetup(b, n)
-			ctx := context.Background()
-			measure(b, raw, func() {
-				if _, err := m.GetSession(ctx, state.SessionID); err != nil {
-					b.Fatal(err)
-				}
-			})
+			measure(b, raw, op(b, m, state))
 		})
 	}
+}
+
+func BenchmarkGetSession(b *testing.B) {
+	forSizes(b, func(b *testing.B, m *synckairos.Manager, state *synckairos.State) func() {
+		return func() {
+			if _, err := m.GetSession(context.Background(), state.SessionID); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 func BenchmarkUpdateSession(b *testing.B) {
-	for _, n := range benchSizes {
-		b.Run(fmt.Sprintf("participants=%d", n), func(b *testing.B) {
-			m, raw, state := benchSetup(b, n)
-			ctx := context.Background()
-			measure(b, raw, func() {
-				next := state.Clone()
-				next.Participants[0].CycleCount++
-				var err error
-				if state, err = m.UpdateSession(ctx, next); err != nil {
-					b.Fatal(err)
-				}
-			})
-		})
-	}
+	forSizes(b, func(b *testing.B, m *synckairos.Manager, state *synckairos.State) func() {
+		return func() {
+			next := state.Clone()
+			next.Participants[0].CycleCount++
+			var err error
+			if state, err = m.UpdateSession(context.Background(), next); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 func BenchmarkMutateSession(b *testing.B) {
-	for _, n := range benchSizes {
-		b.Run(fmt.Sprintf("participants=%d", n), func(b *testing.B) {
-			m, raw, state := benchSetup(b, n)
-			ctx := context.Background()
-			measure(b, raw, func() {
-				if _, err := m.MutateSession(ctx, state.SessionID, func(s *synckairos.State) error {
-					s.Participants[0].CycleCount++
-					return nil
-				}); err != nil {
-					b.Fatal(err)
-				}
-			})
-		})
-	}
+	forSizes(b, func(b *testing.B, m *synckairos.Manager, state *synckairos.State) func() {
+		return func() {
+			if _, err := m.MutateSession(context.Background(), state.SessionID, func(s *synckairos.State) error {
+				s.Participants[0].CycleCount++
+				return nil
+			}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // benchSetup returns a Manager on the real Redis, a raw GET of a value as
