@@ -40,6 +40,17 @@ func (b *backend) sessionKey(id string) string {
 	return keys.New(b.prefix, synckairos.DefaultPartitions).Session(id)
 }
 
+// updatesChannel returns the channel on which the changes of a session are
+// published: one for all, or on a cluster the sharded channel of its
+// partition.
+func (b *backend) updatesChannel(id string) string {
+	layout := keys.New(b.prefix, synckairos.DefaultPartitions)
+	if b.name == "cluster" {
+		return layout.PartitionUpdates(layout.Partition(id))
+	}
+	return layout.Updates()
+}
+
 // now returns the time a Manager of the backend would write.
 func (b *backend) now(t *testing.T, m *synckairos.Manager) time.Time {
 	t.Helper()

@@ -31,7 +31,7 @@ var benchSizes = []int{2, 1000}
 func forSizes(b *testing.B, op func(b *testing.B, m *synckairos.Manager, state *synckairos.State) func()) {
 	for _, n := range benchSizes {
 		b.Run(fmt.Sprintf("participants=%d", n), func(b *testing.B) {
-			m, raw, state := benchSetup(b, n)
+			m, raw, state := benchSetup(b, redisURL(), n)
 			measure(b, raw, op(b, m, state))
 		})
 	}
@@ -76,8 +76,8 @@ func BenchmarkMutateSession(b *testing.B) {
 // benchSetup returns a Manager on the real Redis, a raw GET of a value as
 // large as its session's JSON on the same client, and the stored session of
 // n participants.
-func benchSetup(b *testing.B, n int) (*synckairos.Manager, rawGet, *synckairos.State) {
-	client := newRedisClient(b)
+func benchSetup(b *testing.B, url string, n int) (*synckairos.Manager, rawGet, *synckairos.State) {
+	client := newClientAt(b, url)
 	prefix := testPrefix(b)
 	b.Cleanup(func() { deletePrefix(b, client, prefix) })
 	m, err := synckairos.New(client, &synckairos.Config{KeyPrefix: prefix})
@@ -146,11 +146,17 @@ func measure(b *testing.B, raw rawGet, op func()) {
 
 // BenchmarkDeliveryLatency measures from the start of UpdateSession on one
 // Manager to the callback of SubscribeToUpdates on a second Manager with its
-// own client, one update at a time. raw-p50-ns is a GET on the writer's
-// client in the same iterations.
+// own client, one update at a time, on the single server and on the local
+// Redis Cluster. raw-p50-ns is a GET on the writer's client in the same
+// iterations.
 func BenchmarkDeliveryLatency(b *testing.B) {
-	writer, raw, state := benchSetup(b, 2)
-	reader, err := synckairos.New(newRedisClient(b), &synckairos.Config{KeyPrefix: writer.KeyPrefix()})
+	b.Run("backend=redis", func(b *testing.B) { benchDelivery(b, redisURL()) })
+	b.Run("backend=cluster", func(b *testing.B) { benchDelivery(b, clusterURL(b)) })
+}
+
+func benchDelivery(b *testing.B, url string) {
+	writer, raw, state := benchSetup(b, url, 2)
+	reader, err := synckairos.New(newClientAt(b, url), &synckairos.Config{KeyPrefix: writer.KeyPrefix()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -2,8 +2,10 @@ package synckairos_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/synckairos/synckairos"
 	"github.com/synckairos/synckairos/internal/keys"
@@ -55,5 +57,114 @@ func TestPartitionsSpreadOverMasters(t *testing.T) {
 	t.Logf("partitions per master: %v", perMaster)
 	if len(masters) != 3 || len(perMaster) != len(masters) {
 		t.Fatalf("%d of %d masters hold a partition: %v", len(perMaster), len(masters), perMaster)
+	}
+}
+
+// With WaitReplicas, a write returns once enough replicas have it; one that
+// too few acknowledged in time is reported, with the state it committed,
+// and stands.
+func TestWaitReplicas(t *testing.T) {
+	url := clusterURL(t)
+	prefix := testPrefix(t)
+	raw := newClientAt(t, url)
+	t.Cleanup(func() { deletePrefix(t, raw, prefix) })
+	ctx := context.Background()
+
+	// Each master of the test cluster has one replica. The timeout is long
+	// for a loaded test machine, not for speed: this checks meaning only.
+	one, err := synckairos.New(newClientAt(t, url), &synckairos.Config{KeyPrefix: prefix, WaitReplicas: 1, WaitTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+	s := mustCreate(t, one, newState("w", 2))
+	next := s.Clone()
+	next.Metadata["k"] = "v"
+	if s, err = one.UpdateSession(ctx, next); err != nil {
+		t.Fatalf("update waiting for 1 replica: %v", err)
+	}
+
+	two, err := synckairos.New(newClientAt(t, url), &synckairos.Config{KeyPrefix: prefix, WaitReplicas: 2, WaitTimeout: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer two.Close()
+	next = s.Clone()
+	next.Metadata["k"] = "w"
+	_, err = two.UpdateSession(ctx, next)
+	var re *synckairos.ReplicationError
+	if !errors.As(err, &re) || !errors.Is(err, synckairos.ErrNotReplicated) {
+		t.Fatalf("update waiting for 2 of 1 replicas: %v, want a *ReplicationError", err)
+	}
+	if re.Replicas != 1 || re.Wanted != 2 || re.Version != 3 || re.State == nil || re.State.Metadata["k"] != "w" {
+		t.Fatalf("ReplicationError %+v", re)
+	}
+	if got := mustGet(t, one, "w"); got.Version != 3 || got.Metadata["k"] != "w" {
+		t.Fatalf("the write did not stand: %+v", got)
+	}
+	if err := two.DeleteSession(ctx, "w"); !errors.Is(err, synckairos.ErrNotReplicated) {
+		t.Fatalf("delete: %v", err)
+	}
+	if _, err := one.GetSession(ctx, "w"); !errors.Is(err, synckairos.ErrSessionNotFound) {
+		t.Fatalf("after delete: %v", err)
+	}
+}
+
+// On a cluster, SubscribeToUpdates listens on every partition's sharded
+// channel, each on the node that owns it, and SubscribeToSession on the
+// session's sharded channel; nothing is subscribed classically but the
+// pattern of SubscribeToBroadcasts.
+func TestClusterSubscriptionsAreSharded(t *testing.T) {
+	url := clusterURL(t)
+	prefix := testPrefix(t)
+	m, err := synckairos.New(newClientAt(t, url), &synckairos.Config{KeyPrefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx := context.Background()
+	for _, subscribe := range []func() (*synckairos.Subscription, error){
+		func() (*synckairos.Subscription, error) {
+			return m.SubscribeToUpdates(ctx, func(synckairos.SessionEvent) {})
+		},
+		func() (*synckairos.Subscription, error) {
+			return m.SubscribeToSession(ctx, "s1", func(synckairos.Broadcast) {})
+		},
+	} {
+		sub, err := subscribe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Close()
+	}
+	layout := keys.New(prefix, synckairos.DefaultPartitions)
+	want := map[string]bool{layout.SessionBroadcast("s1"): true}
+	for p := range synckairos.DefaultPartitions {
+		want[layout.PartitionUpdates(p)] = true
+	}
+	raw := newClientAt(t, url)
+	shardChannels := map[string]int{}
+	classic := 0
+	for addr, node := range raw.Nodes() {
+		chans, err := node.Do(ctx, node.B().PubsubShardchannels().Pattern(prefix+"*").Build()).AsStrSlice()
+		if err != nil {
+			t.Fatalf("%s: %v", addr, err)
+		}
+		for _, c := range chans {
+			shardChannels[c]++
+		}
+		n, err := node.Do(ctx, node.B().PubsubChannels().Pattern(prefix+"*").Build()).AsStrSlice()
+		if err != nil {
+			t.Fatalf("%s: %v", addr, err)
+		}
+		classic += len(n)
+	}
+	for c := range want {
+		if shardChannels[c] != 1 {
+			t.Errorf("sharded channel %s subscribed on %d nodes, want 1", c, shardChannels[c])
+		}
+	}
+	if len(shardChannels) != len(want) || classic != 0 {
+		t.Errorf("sharded channels %v, %d classic ones; want %d sharded, no classic", shardChannels, classic, len(want))
 	}
 }

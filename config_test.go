@@ -16,11 +16,13 @@ func TestConfigDefaults(t *testing.T) {
 	c := nilCfg.WithDefaults()
 	if c.KeyPrefix != synckairos.DefaultKeyPrefix || c.SessionTTL != synckairos.DefaultSessionTTL ||
 		c.Partitions != synckairos.DefaultPartitions || c.MaxAttempts != synckairos.DefaultMaxAttempts ||
-		c.SubscriptionBuffer != synckairos.DefaultSubscriptionBuffer || c.Logger == nil {
+		c.SubscriptionBuffer != synckairos.DefaultSubscriptionBuffer || c.Logger == nil ||
+		c.WaitReplicas != 0 || c.WaitTimeout != synckairos.DefaultWaitTimeout {
 		t.Fatalf("defaults: %+v", c)
 	}
 	logger := slog.New(slog.DiscardHandler)
-	set := &synckairos.Config{KeyPrefix: "app:", SessionTTL: time.Minute, Partitions: 64, MaxAttempts: 9, SubscriptionBuffer: 7, ExpirerInterval: time.Second, Audit: true, Logger: logger}
+	set := &synckairos.Config{KeyPrefix: "app:", SessionTTL: time.Minute, Partitions: 64, MaxAttempts: 9, SubscriptionBuffer: 7, ExpirerInterval: time.Second, Audit: true,
+		WaitReplicas: 2, WaitTimeout: time.Second, Logger: logger}
 	if got := set.WithDefaults(); *got != *set {
 		t.Fatalf("WithDefaults changed set fields: %+v", got)
 	}
@@ -43,6 +45,8 @@ func TestNewRefusesInvalidConfig(t *testing.T) {
 		"Partitions":         {Partitions: synckairos.MaxPartitions + 1},
 		"MaxAttempts":        {MaxAttempts: -1},
 		"SubscriptionBuffer": {SubscriptionBuffer: -1},
+		"WaitReplicas":       {WaitReplicas: -1},
+		"WaitTimeout":        {WaitTimeout: time.Microsecond},
 	} {
 		_, err := synckairos.New(client, cfg)
 		if err == nil || !strings.Contains(err.Error(), "Config."+field) {

@@ -76,3 +76,28 @@ func (e *TransitionError) Is(target error) bool { return target == ErrInvalidTra
 func participantNotFound(sessionID, id string) error {
 	return fmt.Errorf("%w: %q in session %q", ErrParticipantNotFound, id, sessionID)
 }
+
+// ErrNotReplicated matches every *ReplicationError.
+var ErrNotReplicated = errors.New("synckairos: write not acknowledged by enough replicas")
+
+// ReplicationError reports a write that Redis committed on the master but
+// fewer than Config.WaitReplicas replicas acknowledged within
+// Config.WaitTimeout: it stands, and is published and audited, but a
+// failover before it reaches a replica would lose it. It matches
+// ErrNotReplicated.
+type ReplicationError struct {
+	SessionID string
+	Version   int64 // the version committed
+	Replicas  int64 // the replicas that acknowledged it
+	Wanted    int   // Config.WaitReplicas
+	// State is the state committed at Version; nil for a deletion.
+	State *State
+}
+
+// Error names the session, the version and the replica counts.
+func (e *ReplicationError) Error() string {
+	return fmt.Sprintf("synckairos: session %q version %d committed but acknowledged by %d of %d replicas", e.SessionID, e.Version, e.Replicas, e.Wanted)
+}
+
+// Is reports whether target is ErrNotReplicated.
+func (e *ReplicationError) Is(target error) bool { return target == ErrNotReplicated }

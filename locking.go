@@ -65,13 +65,23 @@ func (m *Manager) write(ctx context.Context, expected int64, next *State, now ti
 	}
 	switch r.Outcome {
 	case store.Written:
-		return next, nil
+		return m.written(next.SessionID, next, r)
 	case store.NotFound:
 		return nil, fmt.Errorf("%w: %q", ErrSessionNotFound, next.SessionID)
 	case store.Conflict:
 		return nil, conflict(next.SessionID, expected, r)
 	}
 	return nil, unexpected("update", next.SessionID, r)
+}
+
+// written returns the state of a committed write, or, when the Manager
+// waits for replicas and too few acknowledged it, a *ReplicationError
+// carrying that state.
+func (m *Manager) written(id string, s *State, r store.Result) (*State, error) {
+	if m.cfg.WaitReplicas == 0 || r.Replicas >= int64(m.cfg.WaitReplicas) {
+		return s, nil
+	}
+	return nil, &ReplicationError{SessionID: id, Version: r.Version, Replicas: r.Replicas, Wanted: m.cfg.WaitReplicas, State: s}
 }
 
 // prepare checks a state given for a write at an existing version (want

@@ -88,7 +88,10 @@ func instanceB(t *testing.T) {
 		t.Fatal(err)
 	}
 	opt.DisableCache = true
+	// The fake (miniredis) needs RESP2, and a single-node client: it
+	// answers CLUSTER SLOTS as if it were a cluster.
 	opt.AlwaysRESP2 = os.Getenv("SYNCKAIROS_INSTANCE_RESP2") == "1"
+	opt.ForceSingleClient = opt.AlwaysRESP2
 	client, err := rueidis.NewClient(opt)
 	if err != nil {
 		t.Fatal(err)

@@ -20,13 +20,14 @@ type published struct {
 	State     *synckairos.State `json:"state"`
 }
 
-// Every committed write is published on <prefix>session-updates by the same
-// script that writes it; refused writes publish nothing.
+// Every committed write is published on <prefix>session-updates (on Redis
+// Cluster: on its partition's sharded channel) by the same script that writes
+// it; refused writes publish nothing.
 func TestWritesArePublished(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m := b.newManager(nil)
 		ctx := context.Background()
-		messages := subscribe(t, b, b.prefix+"session-updates")
+		messages := subscribe(t, b, b.updatesChannel("pub"))
 
 		created := mustCreate(t, m, newState("pub", 2))
 		if _, err := m.CreateSession(ctx, newState("pub", 2)); err == nil {
@@ -72,7 +73,7 @@ func TestWritesArePublished(t *testing.T) {
 }
 
 // subscribe returns the messages of channel, once Redis has confirmed the
-// subscription.
+// subscription. On a cluster the channel is a sharded one.
 func subscribe(t *testing.T, b *backend, channel string) <-chan string {
 	t.Helper()
 	// A client of its own: in RESP2 a subscribed connection takes no commands.
@@ -92,7 +93,11 @@ func subscribe(t *testing.T, b *backend, channel string) <-chan string {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		client.Receive(ctx, client.B().Subscribe().Channel(channel).Build(), func(msg rueidis.PubSubMessage) {
+		cmd := client.B().Subscribe().Channel(channel).Build()
+		if b.name == "cluster" {
+			cmd = client.B().Ssubscribe().Channel(channel).Build()
+		}
+		client.Receive(ctx, cmd, func(msg rueidis.PubSubMessage) {
 			out <- msg.Message
 		})
 	}()
@@ -101,7 +106,11 @@ func subscribe(t *testing.T, b *backend, channel string) <-chan string {
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		subscribers := int64(0)
 		for _, node := range b.raw.Nodes() {
-			if n, err := node.Do(ctx, node.B().PubsubNumsub().Channel(channel).Build()).AsIntMap(); err == nil {
+			numsub := node.B().PubsubNumsub().Channel(channel).Build()
+			if b.name == "cluster" {
+				numsub = node.B().PubsubShardnumsub().Channel(channel).Build()
+			}
+			if n, err := node.Do(ctx, numsub).AsIntMap(); err == nil {
 				subscribers += n[channel]
 			}
 		}

@@ -95,7 +95,15 @@ func (m *Manager) SubscribeToUpdates(ctx context.Context, fn func(SessionEvent))
 		fn(ev)
 	}
 	resync := func() { fn(SessionEvent{Kind: EventResync}) }
-	return m.subscribe(ctx, pubsub.Channel, m.layout.Updates(), deliver, resync)
+	if !m.store.Sharded() {
+		return m.subscribe(ctx, deliver, resync, pubsub.Topic{Kind: pubsub.Channel, Name: m.layout.Updates()})
+	}
+	// On Redis Cluster every partition publishes on its own sharded channel.
+	topics := make([]pubsub.Topic, m.layout.Partitions())
+	for p := range topics {
+		topics[p] = pubsub.Topic{Kind: pubsub.Sharded, Name: m.layout.PartitionUpdates(p), Shard: m.layout.Tag(p)}
+	}
+	return m.subscribe(ctx, deliver, resync, topics...)
 }
 
 // BroadcastToSession publishes payload on the session's broadcast channel,
@@ -131,7 +139,7 @@ func (m *Manager) SubscribeToBroadcasts(ctx context.Context, fn func(Broadcast))
 		fn(Broadcast{SessionID: strings.TrimPrefix(msg.Channel, channelPrefix), Payload: []byte(msg.Message)})
 	}
 	resync := func() { fn(Broadcast{Resync: true}) }
-	return m.subscribe(ctx, pubsub.Pattern, globEscape(channelPrefix)+"*", deliver, resync)
+	return m.subscribe(ctx, deliver, resync, pubsub.Topic{Kind: pubsub.Pattern, Name: globEscape(channelPrefix) + "*"})
 }
 
 // SubscribeToSession calls fn with every broadcast to one session. Delivery
@@ -147,19 +155,27 @@ func (m *Manager) SubscribeToSession(ctx context.Context, sessionID string, fn f
 		fn(Broadcast{SessionID: sessionID, Payload: []byte(msg.Message)})
 	}
 	resync := func() { fn(Broadcast{Resync: true}) }
-	return m.subscribe(ctx, pubsub.Channel, m.layout.Broadcast(sessionID), deliver, resync)
+	topic := pubsub.Topic{Kind: pubsub.Channel, Name: m.layout.Broadcast(sessionID)}
+	if m.store.Sharded() {
+		topic = pubsub.Topic{Kind: pubsub.Sharded, Name: m.layout.SessionBroadcast(sessionID), Shard: m.layout.Tag(m.layout.Partition(sessionID))}
+	}
+	return m.subscribe(ctx, deliver, resync, topic)
 }
 
-func (m *Manager) subscribe(ctx context.Context, kind pubsub.Kind, name string, deliver func(rueidis.PubSubMessage), resync func()) (*Subscription, error) {
+func (m *Manager) subscribe(ctx context.Context, deliver func(rueidis.PubSubMessage), resync func(), topics ...pubsub.Topic) (*Subscription, error) {
 	if err := m.check(); err != nil {
 		return nil, err
 	}
 	sub := m.hub.NewSub(m.cfg.SubscriptionBuffer, deliver, resync)
 	go sub.Run(ctx)
-	if err := m.hub.Subscribe(ctx, kind, name, sub); err != nil {
+	if err := m.hub.Subscribe(ctx, sub, topics...); err != nil {
 		sub.Close()
 		if err == pubsub.ErrClosed {
 			return nil, ErrClosed
+		}
+		name := topics[0].Name
+		if len(topics) > 1 {
+			name = fmt.Sprintf("%s and %d more channels", name, len(topics)-1)
 		}
 		return nil, fmt.Errorf("synckairos: subscribe to %s: %w", name, err)
 	}

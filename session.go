@@ -43,7 +43,7 @@ func (m *Manager) CreateSession(ctx context.Context, s *State) (*State, error) {
 	}
 	switch r.Outcome {
 	case store.Written:
-		return next, nil
+		return m.written(next.SessionID, next, r)
 	case store.Exists:
 		return nil, fmt.Errorf("%w: %q", ErrSessionExists, next.SessionID)
 	}
@@ -87,7 +87,8 @@ func (m *Manager) DeleteSession(ctx context.Context, id string) error {
 	}
 	switch r.Outcome {
 	case store.Written:
-		return nil
+		_, err := m.written(id, nil, r)
+		return err
 	case store.NotFound:
 		return fmt.Errorf("%w: %q", ErrSessionNotFound, id)
 	}
@@ -139,7 +140,7 @@ func (m *Manager) RestoreSession(ctx context.Context, s *State) (*State, error) 
 	}
 	switch r.Outcome {
 	case store.Written:
-		return next, nil
+		return m.written(next.SessionID, next, r)
 	case store.Conflict:
 		return nil, conflict(next.SessionID, next.Version-1, r)
 	}

@@ -36,6 +36,9 @@ const (
 	// DefaultExpirerInterval is how often RunExpirer looks for due
 	// deadlines.
 	DefaultExpirerInterval = 5 * time.Millisecond
+	// DefaultWaitTimeout is how long a write waits for Config.WaitReplicas.
+	DefaultWaitTimeout = 500 * time.Millisecond
+
 	// MaxPartitions bounds Config.Partitions: Redis Cluster's slot count.
 	MaxPartitions = 16384
 )
@@ -87,6 +90,22 @@ type Config struct {
 	// grow until one does. Defaults to false.
 	Audit bool
 
+	// WaitReplicas, above 0, makes every write wait until at least this
+	// many replicas of its master have acknowledged it (Redis WAIT), for up
+	// to WaitTimeout. Redis replicates asynchronously: without it, a write
+	// acknowledged by a master that fails before replicating it is lost when
+	// a replica takes over. With it, a write acknowledged by fewer replicas
+	// in time returns a *ReplicationError (ErrNotReplicated) holding the
+	// committed state: it stands, but is not known to be safe. It narrows
+	// the window; it does not make Redis strongly consistent. It costs a
+	// round of replication per write and a pooled connection per write in
+	// flight (BENCHMARKS.md). Defaults to 0: no waiting.
+	WaitReplicas int
+
+	// WaitTimeout bounds the wait of WaitReplicas. Defaults to
+	// DefaultWaitTimeout.
+	WaitTimeout time.Duration
+
 	// Logger receives the Manager's logs. Defaults to slog.Default().
 	Logger *slog.Logger
 
@@ -120,6 +139,8 @@ func (c *Config) WithDefaults() *Config {
 		SubscriptionBuffer: cmp.Or(c.SubscriptionBuffer, DefaultSubscriptionBuffer),
 		ExpirerInterval:    cmp.Or(c.ExpirerInterval, DefaultExpirerInterval),
 		Audit:              c.Audit,
+		WaitReplicas:       c.WaitReplicas,
+		WaitTimeout:        cmp.Or(c.WaitTimeout, DefaultWaitTimeout),
 		Logger:             cmp.Or(c.Logger, slog.Default()),
 		Test:               c.Test,
 	}
@@ -139,6 +160,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("synckairos: Config.ExpirerInterval %v is below the minimum of 1ms", c.ExpirerInterval)
 	case c.SubscriptionBuffer < 1:
 		return fmt.Errorf("synckairos: Config.SubscriptionBuffer %d is below the minimum of 1", c.SubscriptionBuffer)
+	case c.WaitReplicas < 0:
+		return fmt.Errorf("synckairos: Config.WaitReplicas %d is negative", c.WaitReplicas)
+	case c.WaitTimeout < time.Millisecond:
+		return fmt.Errorf("synckairos: Config.WaitTimeout %v is below the minimum of 1ms", c.WaitTimeout)
 	}
 	return nil
 }
@@ -154,7 +179,7 @@ type Manager struct {
 	store      *store.Store
 	clock      *clock.Redis // nil when Config.Test.Clock is set
 	mutating   keylock.Map  // sessions in MutateSession in this process
-	hub        *pubsub.Hub  // subscriptions, over one dedicated connection
+	hub        *pubsub.Hub  // subscriptions, over dedicated connections
 	closed     atomic.Bool
 }
 
@@ -181,6 +206,7 @@ func New(client rueidis.Client, cfg *Config) (*Manager, error) {
 		store:  store.New(client, layout, cfg.SessionTTL, cfg.Audit),
 		hub:    pubsub.NewHub(client, cfg.Logger),
 	}
+	m.store.WaitForReplicas(cfg.WaitReplicas, cfg.WaitTimeout)
 	if cfg.Test.Clock == nil {
 		m.clock = clock.NewRedis(client, clockRecalibration, func(err error) {
 			cfg.Logger.Warn("synckairos: clock recalibration failed; keeping the previous offset", "err", err)
@@ -206,6 +232,19 @@ func Dial(ctx context.Context, redisURL string, cfg *Config) (*Manager, error) {
 	if err := client.Do(ctx, client.B().Ping().Build()).Error(); err != nil {
 		client.Close()
 		return nil, fmt.Errorf("synckairos: Dial %s: %w", opt.InitAddress, err)
+	}
+	if client.Mode() == rueidis.ClientModeCluster {
+		// miniredis answers CLUSTER SLOTS, so rueidis takes it for a
+		// one-node cluster, but it has neither CLUSTER INFO nor the
+		// sharded pub/sub the Manager uses on a cluster.
+		err := client.Do(ctx, client.B().ClusterInfo().Build()).Error()
+		if _, refused := rueidis.IsRedisErr(err); refused {
+			client.Close()
+			opt.ForceSingleClient = true
+			if client, err = rueidis.NewClient(opt); err != nil {
+				return nil, fmt.Errorf("synckairos: Dial %s: %w", opt.InitAddress, err)
+			}
+		}
 	}
 	m, err := New(client, cfg)
 	if err != nil {

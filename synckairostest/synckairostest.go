@@ -61,6 +61,10 @@ func (s *Server) NewClient() (rueidis.Client, error) {
 		InitAddress:  []string{s.mr.Addr()},
 		DisableCache: true,
 		AlwaysRESP2:  true,
+		// miniredis answers CLUSTER SLOTS as a one-node cluster, which
+		// would make rueidis a cluster client, and the Manager use sharded
+		// pub/sub, which miniredis lacks.
+		ForceSingleClient: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("synckairostest: connect to miniredis: %w", err)

@@ -30,8 +30,9 @@ func (l Layout) Partition(sessionID string) int {
 	return int(h.Sum32() % uint32(l.partitions))
 }
 
-// tag returns the hash-tagged partition part of a key, such as "{p07}".
-func (l Layout) tag(partition int) string {
+// Tag returns the hash tag of a partition, such as "{p07}": every key and
+// sharded channel of the partition carries it, so all are in one hash slot.
+func (l Layout) Tag(partition int) string {
 	n := strconv.Itoa(partition)
 	if len(n) < 2 {
 		n = "0" + n
@@ -41,18 +42,18 @@ func (l Layout) tag(partition int) string {
 
 // Session returns the key holding a session's state and version.
 func (l Layout) Session(sessionID string) string {
-	return l.prefix + l.tag(l.Partition(sessionID)) + ":s:" + sessionID
+	return l.prefix + l.Tag(l.Partition(sessionID)) + ":s:" + sessionID
 }
 
 // Outbox returns the audit outbox stream of a partition.
 func (l Layout) Outbox(partition int) string {
-	return l.prefix + l.tag(partition) + ":outbox"
+	return l.prefix + l.Tag(partition) + ":outbox"
 }
 
 // Deadlines returns the deadline index of a partition: a sorted set of
 // session IDs scored by the server time (ms) at which each next expires.
 func (l Layout) Deadlines(partition int) string {
-	return l.prefix + l.tag(partition) + ":deadlines"
+	return l.prefix + l.Tag(partition) + ":deadlines"
 }
 
 // Partitions returns the number of partitions.
@@ -63,7 +64,20 @@ func (l Layout) Updates() string {
 	return l.prefix + "session-updates"
 }
 
+// PartitionUpdates returns the sharded channel on which, on Redis Cluster,
+// the changes of one partition's sessions are published: it shares the
+// partition's hash slot, so the write script may SPUBLISH to it.
+func (l Layout) PartitionUpdates(partition int) string {
+	return l.prefix + l.Tag(partition) + ":updates"
+}
+
 // Broadcast returns the channel of one session's application broadcasts.
 func (l Layout) Broadcast(sessionID string) string {
 	return l.prefix + "ws:" + sessionID
+}
+
+// SessionBroadcast returns the sharded channel of one session's broadcasts
+// on Redis Cluster, in the hash slot of the session's partition.
+func (l Layout) SessionBroadcast(sessionID string) string {
+	return l.prefix + l.Tag(l.Partition(sessionID)) + ":ws:" + sessionID
 }

@@ -1,14 +1,18 @@
 // Package pubsub multiplexes the subscriptions of one synckairos Manager over
-// one dedicated Redis connection, and hands each message to its subscriber's
+// dedicated Redis connections, and hands each message to its subscriber's
 // own goroutine through a bounded queue.
 //
 // Why not one rueidis Receive per subscription: two local subscriptions to
 // one channel on one client are not independent (an unsubscribe ends both,
 // and each sees the other's confirmations), and a callback that blocks stalls
-// the connection. Here the connection's reader only routes messages into
+// the connection. Here a connection's reader only routes messages into
 // queues; it never waits for a subscriber. A subscriber that falls behind, or
 // a connection that is lost, costs the subscriber its backlog and gives it
 // one resync signal, never a silent gap.
+//
+// Classic channels and patterns share one connection. On Redis Cluster,
+// sharded channels (SSUBSCRIBE) live on the node that owns their hash slot,
+// so they get one connection per slot: a "shard", named by a key in that slot.
 package pubsub
 
 import (
@@ -22,14 +26,25 @@ import (
 	"github.com/redis/rueidis"
 )
 
-// Kind tells a channel subscription from a pattern subscription.
+// Kind tells the kinds of subscription apart.
 type Kind int
 
 // The kinds of subscription.
 const (
 	Channel Kind = iota // SUBSCRIBE
 	Pattern             // PSUBSCRIBE
+	Sharded             // SSUBSCRIBE, Redis 7 sharded pub/sub
 )
+
+// Topic names what to subscribe to.
+type Topic struct {
+	Kind Kind
+	Name string
+	// Shard is, for a Sharded topic, a key in the hash slot of Name (its
+	// hash tag, such as "{p03}"): topics of one shard share a connection to
+	// the node owning the slot. Empty for the other kinds.
+	Shard string
+}
 
 type topicKey struct {
 	kind Kind
@@ -61,27 +76,32 @@ type Hub struct {
 	log    *slog.Logger
 
 	mu     sync.Mutex
-	topics map[topicKey]*topic
-	run    *run // nil while no topic is subscribed
+	runs   map[string]*run // by shard ("": classic channels and patterns)
 	closed bool
 }
 
-// run is one life of the hub's connection: from the first subscription to
-// the removal of the last. Its supervisor goroutine owns the dedicated
-// connection, replaces it after a failure, and sends every (un)subscribe.
+// run is one life of a shard's connection: from the first subscription of
+// the shard to the removal of its last. Its supervisor goroutine owns the
+// dedicated connection, replaces it after a failure, and sends every
+// (un)subscribe.
 type run struct {
-	hub  *Hub
-	done chan struct{} // closed when the supervisor has returned
-	wake chan struct{} // cap 1: ops waiting, or stopped
+	hub   *Hub
+	shard string
+	done  chan struct{} // closed when the supervisor has returned
+	wake  chan struct{} // cap 1: ops waiting, reconnect wanted, or stopped
 
 	// Guarded by hub.mu.
-	client   rueidis.DedicatedClient // nil while (re)connecting
-	gen      uint64                  // generation of client, from 1
-	clientID int64
-	sent     map[topicKey]int // SUBSCRIBEs sent per key on client
-	acked    map[topicKey]int // their confirmations
-	ops      []op
-	stopped  bool
+	topics    map[topicKey]*topic
+	client    rueidis.DedicatedClient // nil while (re)connecting
+	gen       uint64                  // generation of client, from 1
+	clientID  int64
+	sent      map[topicKey]int // SUBSCRIBEs sent per key on client
+	acked     map[topicKey]int // their confirmations
+	unsent    map[topicKey]int // SUNSUBSCRIBEs sent per key on client
+	unacked   map[topicKey]int // sunsubscribe notices received
+	ops       []op
+	reconnect bool // the server moved a slot away: replace the connection
+	stopped   bool
 }
 
 type op struct {
@@ -91,74 +111,90 @@ type op struct {
 
 // NewHub returns a hub that subscribes through client.
 func NewHub(client rueidis.Client, log *slog.Logger) *Hub {
-	return &Hub{client: client, log: log, topics: make(map[topicKey]*topic)}
+	return &Hub{client: client, log: log, runs: make(map[string]*run)}
 }
 
-// Subscribe adds sub, started with Sub.Run, to the subscribers of (kind,
-// name), and returns once Redis has confirmed the subscription: every message
-// published afterwards reaches sub. On error sub is removed again.
-func (h *Hub) Subscribe(ctx context.Context, kind Kind, name string, sub *Sub) error {
-	key := topicKey{kind, name}
+// Subscribe adds sub, started with Sub.Run, to the subscribers of every topic,
+// and returns once Redis has confirmed them all: every message published
+// afterwards reaches sub. On error sub is removed again.
+func (h *Hub) Subscribe(ctx context.Context, sub *Sub, topics ...Topic) error {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
 		return ErrClosed
 	}
-	if h.run == nil {
-		h.run = h.start()
+	waits := make([]*topic, 0, len(topics))
+	for _, tp := range topics {
+		r := h.runs[tp.Shard]
+		if r == nil {
+			r = h.start(tp.Shard)
+			h.runs[tp.Shard] = r
+		}
+		key := topicKey{tp.Kind, tp.Name}
+		t := r.topics[key]
+		if t == nil {
+			t = &topic{subs: make(map[*Sub]struct{}), ready: make(chan struct{})}
+			r.topics[key] = t
+			r.ops = append(r.ops, op{subscribe: true, key: key})
+			notify(r.wake)
+		}
+		t.subs[sub] = struct{}{}
+		waits = append(waits, t)
 	}
-	t := h.topics[key]
-	if t == nil {
-		t = &topic{subs: make(map[*Sub]struct{}), ready: make(chan struct{})}
-		h.topics[key] = t
-		h.run.ops = append(h.run.ops, op{subscribe: true, key: key})
-		notify(h.run.wake)
-	}
-	t.subs[sub] = struct{}{}
-	sub.key = key
+	sub.topics = append(sub.topics, topics...)
 	h.mu.Unlock()
 
-	select {
-	case <-t.ready:
-		if t.err != nil {
+	for _, t := range waits {
+		select {
+		case <-t.ready:
+			if t.err != nil {
+				h.Remove(sub)
+				return t.err
+			}
+		case <-ctx.Done():
 			h.Remove(sub)
-			return t.err
+			return ctx.Err()
+		case <-sub.done: // closed meanwhile, by Hub.Close
+			return ErrClosed
 		}
-		return nil
-	case <-ctx.Done():
-		h.Remove(sub)
-		return ctx.Err()
-	case <-sub.done: // closed meanwhile, by Hub.Close
-		return ErrClosed
 	}
+	return nil
 }
 
-// Remove takes sub off its topic. The last subscriber of a topic unsubscribes
-// it; the last subscriber of all ends the run, and Remove returns once its
-// supervisor has released the connection.
+// Remove takes sub off its topics. The last subscriber of a topic
+// unsubscribes it; the last subscriber of a shard ends its run, and Remove
+// returns once that run's supervisor has released the connection.
 func (h *Hub) Remove(sub *Sub) {
 	h.mu.Lock()
-	t := h.topics[sub.key]
-	if _, ok := t.subsOf()[sub]; !ok {
-		h.mu.Unlock()
-		return
-	}
-	delete(t.subs, sub)
-	var ended *run
-	if len(t.subs) == 0 {
-		delete(h.topics, sub.key)
-		r := h.run
-		if len(h.topics) == 0 {
+	var ended []*run
+	for _, tp := range sub.topics {
+		r := h.runs[tp.Shard]
+		if r == nil {
+			continue
+		}
+		key := topicKey{tp.Kind, tp.Name}
+		t := r.topics[key]
+		if _, ok := t.subsOf()[sub]; !ok {
+			continue
+		}
+		delete(t.subs, sub)
+		if len(t.subs) > 0 {
+			continue
+		}
+		delete(r.topics, key)
+		if len(r.topics) == 0 {
 			r.stopped = true
-			h.run, ended = nil, r
+			delete(h.runs, tp.Shard)
+			ended = append(ended, r)
 		} else {
-			r.ops = append(r.ops, op{key: sub.key})
+			r.ops = append(r.ops, op{key: key})
 		}
 		notify(r.wake)
 	}
+	sub.topics = nil
 	h.mu.Unlock()
-	if ended != nil {
-		<-ended.done
+	for _, r := range ended {
+		<-r.done
 	}
 }
 
@@ -174,28 +210,31 @@ func (t *topic) subsOf() map[*Sub]struct{} {
 func (h *Hub) Close() {
 	h.mu.Lock()
 	h.closed = true
-	var subs []*Sub
-	for _, t := range h.topics {
-		for s := range t.subs {
-			subs = append(subs, s)
+	subs := make(map[*Sub]struct{})
+	for _, r := range h.runs {
+		for _, t := range r.topics {
+			for s := range t.subs {
+				subs[s] = struct{}{}
+			}
 		}
 	}
 	h.mu.Unlock()
-	for _, s := range subs {
+	for s := range subs {
 		s.Close()
 	}
 }
 
-// ConnID returns the Redis client ID of the subscriber connection, or 0. It
-// is for fault tests, which kill that connection. (In RESP2 rueidis carries
-// pub/sub on a second connection, which this ID does not name.)
+// ConnID returns the Redis client ID of the connection carrying the classic
+// channels and patterns, or 0. It is for fault tests, which kill that
+// connection. (In RESP2 rueidis carries pub/sub on a second connection,
+// which this ID does not name.)
 func (h *Hub) ConnID() int64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.run == nil {
-		return 0
+	if r := h.runs[""]; r != nil {
+		return r.clientID
 	}
-	return h.run.clientID
+	return 0
 }
 
 func notify(ch chan struct{}) {
@@ -205,9 +244,12 @@ func notify(ch chan struct{}) {
 	}
 }
 
-// start begins a run. It holds h.mu.
-func (h *Hub) start() *run {
-	r := &run{hub: h, done: make(chan struct{}), wake: make(chan struct{}, 1)}
+// start begins the run of a shard. It holds h.mu.
+func (h *Hub) start(shard string) *run {
+	r := &run{
+		hub: h, shard: shard, topics: make(map[topicKey]*topic),
+		done: make(chan struct{}), wake: make(chan struct{}, 1),
+	}
 	go r.supervise()
 	return r
 }
@@ -236,8 +278,12 @@ func (r *run) supervise() {
 		var err error
 		conn, connErr, err = r.connect(ctx)
 		if err != nil {
-			h.log.Warn("synckairos: pub/sub connection failed; retrying", "err", err, "retry_in", wait)
-			r.failUnconfirmed(fmt.Errorf("pub/sub connection: %w", err))
+			h.log.Warn("synckairos: pub/sub connection failed; retrying", "shard", r.shard, "err", err, "retry_in", wait)
+			if !clusterMoving(err) {
+				// A cluster in the middle of a failover or a slot move
+				// is waited for; anything else fails the waiting calls.
+				r.failUnconfirmed(fmt.Errorf("pub/sub connection: %w", err))
+			}
 			if !r.sleep(wait) {
 				return
 			}
@@ -251,8 +297,20 @@ func (r *run) supervise() {
 	}
 }
 
+// clusterMoving reports an error of a cluster whose slots are moving or
+// failing over: retrying later, on a fresh connection, helps.
+func clusterMoving(err error) bool {
+	re, ok := rueidis.IsRedisErr(err)
+	if !ok {
+		return false
+	}
+	_, moved := re.IsMoved()
+	_, ask := re.IsAsk()
+	return moved || ask || re.IsTryAgain() || re.IsClusterDown() || re.IsLoading()
+}
+
 // connect dedicates a connection, installs the hooks and subscribes every
-// topic on it.
+// topic of the run on it.
 func (r *run) connect(ctx context.Context) (rueidis.DedicatedClient, <-chan error, error) {
 	h := r.hub
 	client, _ := h.client.Dedicate() // released by client.Close
@@ -265,8 +323,14 @@ func (r *run) connect(ctx context.Context) (rueidis.DedicatedClient, <-chan erro
 		OnSubscription: func(s rueidis.PubSubSubscription) { r.onSubscription(gen, s) },
 	})
 	// CLIENT ID checks the connection and names it for fault tests; a
-	// server without the command (miniredis) leaves the ID at 0.
-	id, err := client.Do(ctx, client.B().ClientId().Build()).AsInt64()
+	// server without the command (miniredis) leaves the ID at 0. On a
+	// cluster, the shard's key sends it, and so binds the connection, to
+	// the node owning the shard's slot.
+	idCmd := client.B().ClientId().Build()
+	if r.shard != "" {
+		idCmd = idCmd.SetSlot(r.shard)
+	}
+	id, err := client.Do(ctx, idCmd).AsInt64()
 	if _, refused := rueidis.IsRedisErr(err); err != nil && !refused {
 		return client, nil, err
 	}
@@ -274,34 +338,37 @@ func (r *run) connect(ctx context.Context) (rueidis.DedicatedClient, <-chan erro
 	h.mu.Lock()
 	r.client, r.clientID = client, id
 	r.sent, r.acked = make(map[topicKey]int), make(map[topicKey]int)
+	r.unsent, r.unacked = make(map[topicKey]int), make(map[topicKey]int)
 	r.ops = r.ops[:0] // every topic is subscribed below
-	var channels, patterns []string
-	for key, t := range h.topics {
+	r.reconnect = false
+	names := make(map[Kind][]string)
+	for key, t := range r.topics {
 		r.sent[key]++
 		t.want = r.sent[key]
-		if key.kind == Pattern {
-			patterns = append(patterns, key.name)
-		} else {
-			channels = append(channels, key.name)
-		}
+		names[key.kind] = append(names[key.kind], key.name)
 	}
 	h.mu.Unlock()
 
-	if len(channels) > 0 {
-		if err := client.Do(ctx, client.B().Subscribe().Channel(channels...).Build()).Error(); err != nil {
-			return client, nil, err
-		}
+	var cmds rueidis.Commands
+	if n := names[Channel]; len(n) > 0 {
+		cmds = append(cmds, client.B().Subscribe().Channel(n...).Build())
 	}
-	if len(patterns) > 0 {
-		if err := client.Do(ctx, client.B().Psubscribe().Pattern(patterns...).Build()).Error(); err != nil {
+	if n := names[Pattern]; len(n) > 0 {
+		cmds = append(cmds, client.B().Psubscribe().Pattern(n...).Build())
+	}
+	if n := names[Sharded]; len(n) > 0 {
+		cmds = append(cmds, client.B().Ssubscribe().Channel(n...).Build())
+	}
+	for _, cmd := range cmds {
+		if err := client.Do(ctx, cmd).Error(); err != nil {
 			return client, nil, err
 		}
 	}
 	return client, connErr, nil
 }
 
-// serve sends the queued (un)subscribes until the connection fails (true:
-// reconnect) or the run is stopped (false).
+// serve sends the queued (un)subscribes until the connection fails or must
+// be replaced (true: reconnect) or the run is stopped (false).
 func (r *run) serve(ctx context.Context, connErr <-chan error) bool {
 	h := r.hub
 	for {
@@ -314,7 +381,7 @@ func (r *run) serve(ctx context.Context, connErr <-chan error) bool {
 			if stopped {
 				return false
 			}
-			h.log.Warn("synckairos: pub/sub connection lost; resubscribing", "err", err)
+			h.log.Warn("synckairos: pub/sub connection lost; resubscribing", "shard", r.shard, "err", err)
 			return true
 		case <-r.wake:
 		}
@@ -322,6 +389,12 @@ func (r *run) serve(ctx context.Context, connErr <-chan error) bool {
 		if r.stopped {
 			h.mu.Unlock()
 			return false
+		}
+		if r.reconnect {
+			r.client = nil
+			h.mu.Unlock()
+			h.log.Warn("synckairos: sharded channels moved to another node; resubscribing", "shard", r.shard)
+			return true
 		}
 		ops := r.ops
 		r.ops = nil
@@ -336,7 +409,7 @@ func (r *run) serve(ctx context.Context, connErr <-chan error) bool {
 func (r *run) send(ctx context.Context, client rueidis.DedicatedClient, o op) {
 	h := r.hub
 	h.mu.Lock()
-	t := h.topics[o.key]
+	t := r.topics[o.key]
 	if o.subscribe == (t == nil) {
 		// Unsubscribed again before its SUBSCRIBE went out, or subscribed
 		// again before its UNSUBSCRIBE: the later op decides.
@@ -344,15 +417,27 @@ func (r *run) send(ctx context.Context, client rueidis.DedicatedClient, o op) {
 		return
 	}
 	var cmd rueidis.Completed
-	switch {
-	case o.subscribe && o.key.kind == Pattern:
-		cmd = client.B().Psubscribe().Pattern(o.key.name).Build()
-	case o.subscribe:
-		cmd = client.B().Subscribe().Channel(o.key.name).Build()
-	case o.key.kind == Pattern:
-		cmd = client.B().Punsubscribe().Pattern(o.key.name).Build()
+	b := client.B()
+	switch o.key.kind {
+	case Pattern:
+		if o.subscribe {
+			cmd = b.Psubscribe().Pattern(o.key.name).Build()
+		} else {
+			cmd = b.Punsubscribe().Pattern(o.key.name).Build()
+		}
+	case Sharded:
+		if o.subscribe {
+			cmd = b.Ssubscribe().Channel(o.key.name).Build()
+		} else {
+			cmd = b.Sunsubscribe().Channel(o.key.name).Build()
+			r.unsent[o.key]++
+		}
 	default:
-		cmd = client.B().Unsubscribe().Channel(o.key.name).Build()
+		if o.subscribe {
+			cmd = b.Subscribe().Channel(o.key.name).Build()
+		} else {
+			cmd = b.Unsubscribe().Channel(o.key.name).Build()
+		}
 	}
 	if o.subscribe {
 		r.sent[o.key]++
@@ -364,10 +449,18 @@ func (r *run) send(ctx context.Context, client rueidis.DedicatedClient, o op) {
 	if err == nil || !o.subscribe {
 		return // a failed connection is repaired by the supervisor
 	}
+	if clusterMoving(err) {
+		// The slot is no longer on this connection's node.
+		h.mu.Lock()
+		r.reconnect = true
+		h.mu.Unlock()
+		notify(r.wake)
+		return
+	}
 	if _, isRedis := rueidis.IsRedisErr(err); isRedis {
 		// Refused by the server (an ACL, say): retrying will not help.
 		h.mu.Lock()
-		if t := h.topics[o.key]; t != nil && t.confirmed == 0 && t.err == nil {
+		if t := r.topics[o.key]; t != nil && t.confirmed == 0 && t.err == nil {
 			t.err = fmt.Errorf("subscribe %s: %w", o.key.name, err)
 			close(t.ready)
 		}
@@ -381,7 +474,7 @@ func (r *run) failUnconfirmed(err error) {
 	h := r.hub
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, t := range h.topics {
+	for _, t := range r.topics {
 		if t.confirmed == 0 && t.err == nil {
 			t.err = err
 			close(t.ready)
@@ -411,14 +504,17 @@ func (r *run) sleep(d time.Duration) bool {
 // current reports whether callbacks of connection generation gen are still
 // wanted. It holds h.mu.
 func (r *run) current(gen uint64) bool {
-	return r.hub.run == r && r.gen == gen && !r.stopped
+	return r.gen == gen && !r.stopped
 }
 
 // onMessage runs on the connection's reader: it only hands the message over.
 func (r *run) onMessage(gen uint64, m rueidis.PubSubMessage) {
 	key := topicKey{Channel, m.Channel}
-	if m.Pattern != "" {
+	switch {
+	case m.Pattern != "":
 		key = topicKey{Pattern, m.Pattern}
+	case r.shard != "":
+		key.kind = Sharded
 	}
 	h := r.hub
 	h.mu.Lock()
@@ -426,7 +522,7 @@ func (r *run) onMessage(gen uint64, m rueidis.PubSubMessage) {
 	if !r.current(gen) {
 		return
 	}
-	for s := range h.topics[key].subsOf() {
+	for s := range r.topics[key].subsOf() {
 		s.offer(m)
 	}
 }
@@ -438,6 +534,11 @@ func (r *run) onSubscription(gen uint64, s rueidis.PubSubSubscription) {
 		key = topicKey{Channel, s.Channel}
 	case "psubscribe":
 		key = topicKey{Pattern, s.Channel}
+	case "ssubscribe":
+		key = topicKey{Sharded, s.Channel}
+	case "sunsubscribe":
+		r.onSunsubscribe(gen, topicKey{Sharded, s.Channel})
+		return
 	default:
 		return
 	}
@@ -448,7 +549,7 @@ func (r *run) onSubscription(gen uint64, s rueidis.PubSubSubscription) {
 		return
 	}
 	r.acked[key]++
-	t := h.topics[key]
+	t := r.topics[key]
 	if t == nil || r.acked[key] < t.want || t.confirmed == gen {
 		return
 	}
@@ -464,4 +565,25 @@ func (r *run) onSubscription(gen uint64, s rueidis.PubSubSubscription) {
 		}
 	}
 	t.confirmed = gen
+}
+
+// onSunsubscribe counts sunsubscribe notices. One that answers no
+// SUNSUBSCRIBE of ours is the server's: the slot has moved to another node
+// (a resharding, or this node became a replica), and the shard's topics are
+// subscribed again on a new connection to the slot's owner.
+func (r *run) onSunsubscribe(gen uint64, key topicKey) {
+	h := r.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !r.current(gen) {
+		return
+	}
+	r.unacked[key]++
+	if r.unacked[key] > r.unsent[key] {
+		r.unacked[key] = r.unsent[key]
+		if !r.reconnect {
+			r.reconnect = true
+			notify(r.wake)
+		}
+	}
 }

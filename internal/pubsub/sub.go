@@ -12,8 +12,8 @@ import (
 // drains it into the subscriber's callback, one message at a time, in the
 // order Redis delivered them.
 type Sub struct {
-	hub *Hub
-	key topicKey
+	hub    *Hub
+	topics []Topic // guarded by hub.mu
 
 	deliver  func(rueidis.PubSubMessage)
 	onResync func()

@@ -25,7 +25,9 @@ type Cluster struct {
 	// Addrs are the nodes' host:port, masters first as redis-cli made them.
 	Addrs []string
 	dir   string
+	cli   string
 	procs []*exec.Cmd
+	dead  map[string]bool // nodes killed by Kill
 }
 
 // Start starts a cluster of masters masters with one replica each, and
@@ -40,7 +42,7 @@ func Start(ctx context.Context, masters int) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{dir: dir}
+	c := &Cluster{dir: dir, cli: cli, dead: make(map[string]bool)}
 	ports, err := freePorts(2 * masters)
 	if err != nil {
 		c.Stop()
@@ -51,7 +53,8 @@ func Start(ctx context.Context, masters int) (*Cluster, error) {
 		cmd := exec.Command(server,
 			"--port", port, "--bind", "127.0.0.1", "--cluster-enabled", "yes",
 			"--cluster-config-file", "nodes-"+port+".conf", "--cluster-node-timeout", "2000",
-			"--save", "", "--appendonly", "no", "--dir", dir, "--logfile", filepath.Join(dir, port+".log"))
+			"--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0", "--dir", dir, "--logfile", filepath.Join(dir, port+".log"))
+		cmd.SysProcAttr = sysProcAttr() // the nodes die with the test process
 		if err := cmd.Start(); err != nil {
 			c.Stop()
 			return nil, fmt.Errorf("rediscluster: start node %s: %w", port, err)
@@ -60,7 +63,7 @@ func Start(ctx context.Context, masters int) (*Cluster, error) {
 		c.Addrs = append(c.Addrs, "127.0.0.1:"+port)
 	}
 	for _, a := range c.Addrs {
-		if err := waitFor(ctx, func() bool { return c.cli(ctx, cli, a, "PING") == "PONG" }); err != nil {
+		if err := waitFor(ctx, func() bool { return c.run(ctx, cli, a, "PING") == "PONG" }); err != nil {
 			c.Stop()
 			return nil, fmt.Errorf("rediscluster: node %s did not answer: %w", a, err)
 		}
@@ -71,23 +74,84 @@ func Start(ctx context.Context, masters int) (*Cluster, error) {
 		c.Stop()
 		return nil, fmt.Errorf("rediscluster: create: %w\n%s", err, out)
 	}
-	for _, a := range c.Addrs {
+	if err := c.WaitHealthy(ctx); err != nil {
+		c.Stop()
+		return nil, err
+	}
+	// Every master has its replica online, so that WAIT can count it.
+	for _, a := range c.Masters(ctx) {
 		if err := waitFor(ctx, func() bool {
-			info := c.cli(ctx, cli, a, "CLUSTER", "INFO")
-			return strings.Contains(info, "cluster_state:ok") && strings.Contains(info, "cluster_slots_ok:16384")
+			return strings.Contains(c.run(ctx, cli, a, "INFO", "replication"), "state=online")
 		}); err != nil {
 			c.Stop()
-			return nil, fmt.Errorf("rediscluster: node %s never reported cluster_state:ok: %w", a, err)
+			return nil, fmt.Errorf("rediscluster: master %s has no replica online: %w", a, err)
 		}
 	}
 	return c, nil
 }
 
+// WaitHealthy waits until every live node reports the cluster state ok with
+// every slot served by a live master.
+func (c *Cluster) WaitHealthy(ctx context.Context) error {
+	for _, a := range c.Addrs {
+		if c.dead[a] {
+			continue
+		}
+		if err := waitFor(ctx, func() bool {
+			info := c.run(ctx, c.cli, a, "CLUSTER", "INFO")
+			return strings.Contains(info, "cluster_state:ok") && strings.Contains(info, "cluster_slots_ok:16384")
+		}); err != nil {
+			return fmt.Errorf("rediscluster: node %s never reported cluster_state:ok: %w", a, err)
+		}
+	}
+	return nil
+}
+
+// Masters returns the addresses of the live masters serving slots, as a
+// live node sees them.
+func (c *Cluster) Masters(ctx context.Context) []string {
+	for _, a := range c.Addrs {
+		if c.dead[a] {
+			continue
+		}
+		var masters []string
+		for line := range strings.Lines(c.run(ctx, c.cli, a, "CLUSTER", "NODES")) {
+			// <id> <ip:port@cport> <flags> <master> <ping> <pong> <epoch> <link> <slot>...
+			f := strings.Fields(line)
+			if len(f) < 9 || !strings.Contains(f[2], "master") || strings.Contains(f[2], "fail") {
+				continue
+			}
+			addr, _, _ := strings.Cut(f[1], "@")
+			if !c.dead[addr] {
+				masters = append(masters, addr)
+			}
+		}
+		return masters
+	}
+	return nil
+}
+
+// Kill kills the node at addr, as a crash would: its replica takes over its
+// slots after the node timeout (2 s here), which WaitHealthy waits for.
+func (c *Cluster) Kill(addr string) error {
+	for i, a := range c.Addrs {
+		if a == addr {
+			c.dead[a] = true
+			_ = c.procs[i].Process.Kill()
+			_ = c.procs[i].Wait()
+			return nil
+		}
+	}
+	return fmt.Errorf("rediscluster: no node %s", addr)
+}
+
 // Stop kills the nodes and removes their folder.
 func (c *Cluster) Stop() {
-	for _, p := range c.procs {
-		_ = p.Process.Kill()
-		_ = p.Wait()
+	for i, p := range c.procs {
+		if !c.dead[c.Addrs[i]] {
+			_ = p.Process.Kill()
+			_ = p.Wait()
+		}
 	}
 	os.RemoveAll(c.dir)
 }
@@ -105,7 +169,7 @@ func (c *Cluster) URL() string {
 	return u
 }
 
-func (c *Cluster) cli(ctx context.Context, cli, addr string, args ...string) string {
+func (c *Cluster) run(ctx context.Context, cli, addr string, args ...string) string {
 	host, port, _ := net.SplitHostPort(addr)
 	out, _ := exec.CommandContext(ctx, cli, append([]string{"-h", host, "-p", port}, args...)...).Output()
 	return string(bytes.TrimSpace(out))

@@ -5,7 +5,9 @@ package store
 
 import (
 	"context"
+	"crypto/sha1"
 	_ "embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,13 +30,23 @@ var broadcastScript = rueidis.NewLuaScript(broadcastSource)
 
 // Broadcast publishes payload on a session's broadcast channel.
 func (s *Store) Broadcast(ctx context.Context, id string, payload []byte) error {
+	sharded := ""
+	if s.sharded {
+		sharded = s.layout.SessionBroadcast(id)
+	}
 	return broadcastScript.Exec(ctx, s.client, []string{s.layout.Session(id)},
-		[]string{s.layout.Broadcast(id), rueidis.BinaryString(payload)}).Error()
+		[]string{s.layout.Broadcast(id), rueidis.BinaryString(payload), sharded}).Error()
 }
 
 // The write script is not idempotent (it bumps a version and publishes), so
 // it is not marked retryable: a write lost in flight is reported, not resent.
 var writeScript = rueidis.NewLuaScript(writeSource)
+
+// writeSHA is the SHA-1 by which EVALSHA names the write script.
+var writeSHA = func() string {
+	sum := sha1.Sum([]byte(writeSource))
+	return hex.EncodeToString(sum[:])
+}()
 
 // Outcome is what a write did.
 type Outcome int
@@ -59,6 +71,9 @@ type Result struct {
 	Version int64
 	// State is the stored state on Conflict.
 	State []byte
+	// Replicas is, when the store waits for replicas, how many acknowledged
+	// the write.
+	Replicas int64
 }
 
 // Store reads and writes sessions under one key layout.
@@ -67,13 +82,31 @@ type Store struct {
 	layout keys.Layout
 	ttl    time.Duration
 	audit  bool
+	// sharded publishes changes and broadcasts on the partitions' sharded
+	// channels (Redis Cluster) rather than on one classic channel.
+	sharded bool
+	// waitReplicas, above 0, follows every write with WAIT for that many
+	// replicas, for up to waitTimeout.
+	waitReplicas int64
+	waitTimeout  time.Duration
+}
+
+// WaitForReplicas makes every later write wait until n replicas have
+// acknowledged it, for up to timeout (Redis WAIT). n = 0 turns it off.
+func (s *Store) WaitForReplicas(n int, timeout time.Duration) {
+	s.waitReplicas, s.waitTimeout = int64(n), timeout
 }
 
 // New returns a Store. ttl is the expiry set by every write; audit makes
-// every write append its event to its partition's outbox.
+// every write append its event to its partition's outbox. On a Redis
+// Cluster client, changes go to the partitions' sharded channels.
 func New(client rueidis.Client, layout keys.Layout, ttl time.Duration, audit bool) *Store {
-	return &Store{client: client, layout: layout, ttl: ttl, audit: audit}
+	sharded := client.Mode() == rueidis.ClientModeCluster
+	return &Store{client: client, layout: layout, ttl: ttl, audit: audit, sharded: sharded}
 }
+
+// Sharded reports whether changes go to the partitions' sharded channels.
+func (s *Store) Sharded() bool { return s.sharded }
 
 // Get returns the version and state bytes of a session; found is false when
 // it does not exist.
@@ -138,14 +171,23 @@ func (s *Store) Write(ctx context.Context, w Write) (Result, error) {
 		ttl += max(w.Deadline.Sub(w.At), 0)
 	}
 	partition := s.layout.Partition(w.SessionID)
-	vals, err := writeScript.Exec(ctx, s.client,
-		[]string{s.layout.Session(w.SessionID), s.layout.Outbox(partition), s.layout.Deadlines(partition)},
-		[]string{
-			w.Op, strconv.FormatInt(w.Expected, 10), rueidis.BinaryString(w.State), strconv.FormatInt(ttl.Milliseconds(), 10),
-			s.layout.Updates(), rueidis.BinaryString(quotedID), eventType, strconv.FormatInt(w.At.UnixMilli(), 10),
-			deadline, w.SessionID,
-		},
-	).ToArray()
+	publish, channel := "PUBLISH", s.layout.Updates()
+	if s.sharded {
+		publish, channel = "SPUBLISH", s.layout.PartitionUpdates(partition)
+	}
+	keys := []string{s.layout.Session(w.SessionID), s.layout.Outbox(partition), s.layout.Deadlines(partition)}
+	args := []string{
+		w.Op, strconv.FormatInt(w.Expected, 10), rueidis.BinaryString(w.State), strconv.FormatInt(ttl.Milliseconds(), 10),
+		channel, rueidis.BinaryString(quotedID), eventType, strconv.FormatInt(w.At.UnixMilli(), 10),
+		deadline, w.SessionID, publish,
+	}
+	var vals []rueidis.RedisMessage
+	var replicas int64
+	if s.waitReplicas > 0 {
+		vals, replicas, err = s.writeAndWait(ctx, keys, args)
+	} else {
+		vals, err = writeScript.Exec(ctx, s.client, keys, args).ToArray()
+	}
 	if err != nil {
 		return Result{}, classify(err)
 	}
@@ -156,7 +198,7 @@ func (s *Store) Write(ctx context.Context, w Write) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("write script: %w", err)
 	}
-	r := Result{Outcome: Outcome(code)}
+	r := Result{Outcome: Outcome(code), Replicas: replicas}
 	switch r.Outcome {
 	case Written:
 		if len(vals) != 2 {
@@ -177,6 +219,32 @@ func (s *Store) Write(ctx context.Context, w Write) (Result, error) {
 		return r, fmt.Errorf("write script: %w", err)
 	}
 	return r, nil
+}
+
+// writeAndWait runs the write script and WAIT in one pipeline on one
+// connection (WAIT counts the replicas that have the connection's earlier
+// writes; rueidis sends a pipeline holding a blocking command on a pooled
+// connection of its own, so the WAIT blocks no other caller).
+func (s *Store) writeAndWait(ctx context.Context, keys, args []string) ([]rueidis.RedisMessage, int64, error) {
+	wait := s.client.B().Wait().Numreplicas(s.waitReplicas).Timeout(max(s.waitTimeout.Milliseconds(), 1)).Build().SetSlot(keys[0])
+	script := s.client.B().Evalsha().Sha1(writeSHA).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
+	res := s.client.DoMulti(ctx, script, wait)
+	if re, ok := rueidis.IsRedisErr(res[0].Error()); ok && re.IsNoScript() {
+		// Not loaded on this node yet: the script did not run.
+		script = s.client.B().Eval().Script(writeSource).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
+		wait = s.client.B().Wait().Numreplicas(s.waitReplicas).Timeout(max(s.waitTimeout.Milliseconds(), 1)).Build().SetSlot(keys[0])
+		res = s.client.DoMulti(ctx, script, wait)
+	}
+	vals, err := res[0].ToArray()
+	if err != nil {
+		return nil, 0, err
+	}
+	replicas, err := res[1].AsInt64()
+	if err != nil {
+		// The write is committed; only its replication is unknown.
+		return vals, 0, nil
+	}
+	return vals, replicas, nil
 }
 
 func classify(err error) error {

@@ -17,6 +17,7 @@ local event_type = ARGV[7]   -- the audit event type; empty: no outbox entry
 local at_ms = ARGV[8]        -- server time of the change, in ms
 local deadline_ms = ARGV[9]  -- when the session's clocks next run out; empty: none
 local session_id = ARGV[10]
+local publish = ARGV[11]     -- 'PUBLISH', or 'SPUBLISH' to a channel of the partition's slot
 
 local OK, NOT_FOUND, CONFLICT, EXISTS, CORRUPT = 1, 0, 2, 3, 4
 
@@ -72,7 +73,7 @@ local message = '{"kind":"' .. kind .. '","session_id":' .. session_json ..
 if op ~= 'delete' then
   message = message .. ',"state":' .. state
 end
-redis.call('PUBLISH', channel, message .. '}')
+redis.call(publish, channel, message .. '}')
 
 if deadline_ms ~= '' and op ~= 'delete' then
   redis.call('ZADD', deadlines, deadline_ms, session_id)

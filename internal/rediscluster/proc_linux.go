@@ -1,0 +1,12 @@
+package rediscluster
+
+import (
+	"syscall"
+)
+
+// sysProcAttr makes the kernel kill a node when the process that started it
+// ends, so that a test binary that exits without Stop (a log.Fatal, a
+// timeout) leaves no cluster behind.
+func sysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}
