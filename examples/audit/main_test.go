@@ -7,10 +7,21 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/synckairos/synckairos/internal/testenv"
 )
 
 // The example runs as its doc says: on the embedded Redis, with Postgres.
 func TestAuditExample(t *testing.T) {
+	runExample(t, "")
+}
+
+// The example on a Redis Cluster, pointed at by SYNCKAIROS_REDIS_URL.
+func TestAuditExampleOnCluster(t *testing.T) {
+	runExample(t, testenv.StartCluster(t).URL())
+}
+
+func runExample(t *testing.T, redisURL string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	url := os.Getenv("SYNCKAIROS_DATABASE_URL")
@@ -25,7 +36,7 @@ func TestAuditExample(t *testing.T) {
 		t.Skipf("no Postgres: %v", err)
 	}
 	conn.Close(ctx)
-	t.Setenv("SYNCKAIROS_REDIS_URL", "")
+	t.Setenv("SYNCKAIROS_REDIS_URL", redisURL)
 	if err := run(ctx, os.Stdout); err != nil {
 		t.Fatal(err)
 	}

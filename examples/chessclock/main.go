@@ -3,6 +3,10 @@
 //
 //	go run ./examples/chessclock
 //
+// With SYNCKAIROS_REDIS_URL set it plays on that Redis or Redis Cluster
+// instead (see the package doc of synckairos for the URL forms), still on the
+// simulated clock.
+//
 // Each move is a SwitchCycle from the player who moved; the clocks are
 // computed from the stored state and the time, never ticked. At the end
 // black thinks too long, and the expirer, which any instance may run, calls
@@ -28,22 +32,12 @@ func main() {
 }
 
 func run(ctx context.Context, out io.Writer) error {
-	srv, err := synckairostest.NewServer()
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
-	client, err := srv.NewClient()
-	if err != nil {
-		return err
-	}
-	defer client.Close()
 	clock := synckairostest.NewClock(synckairostest.Epoch) // moved by hand below
-	m, err := synckairos.New(client, &synckairos.Config{Test: synckairos.TestConfig{Clock: clock}})
+	m, closeAll, err := open(ctx, &synckairos.Config{Test: synckairos.TestConfig{Clock: clock}})
 	if err != nil {
 		return err
 	}
-	defer m.Close()
+	defer closeAll()
 
 	// The expirer, and a subscriber that hears the flag fall.
 	flag := make(chan synckairos.SessionEvent, 1)
@@ -111,6 +105,39 @@ func run(ctx context.Context, out io.Writer) error {
 		return fmt.Errorf("the expirer did not call the flag")
 	}
 	return nil
+}
+
+// open returns a Manager on the Redis of SYNCKAIROS_REDIS_URL, under a key
+// prefix of its own so that every run starts afresh, or on the embedded
+// default.
+func open(ctx context.Context, cfg *synckairos.Config) (*synckairos.Manager, func(), error) {
+	if url := os.Getenv("SYNCKAIROS_REDIS_URL"); url != "" {
+		cfg.KeyPrefix = fmt.Sprintf("synckairos-chessclock:%d:", time.Now().UnixNano())
+		m, err := synckairos.Dial(ctx, url, cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		return m, func() {
+			m.DeleteSession(context.Background(), "blitz")
+			m.Close()
+		}, nil
+	}
+	srv, err := synckairostest.NewServer()
+	if err != nil {
+		return nil, nil, err
+	}
+	client, err := srv.NewClient()
+	if err != nil {
+		srv.Close()
+		return nil, nil, err
+	}
+	m, err := synckairos.New(client, cfg)
+	if err != nil {
+		client.Close()
+		srv.Close()
+		return nil, nil, err
+	}
+	return m, func() { m.Close(); client.Close(); srv.Close() }, nil
 }
 
 func mustGet(ctx context.Context, m *synckairos.Manager) *synckairos.State {

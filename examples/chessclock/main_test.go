@@ -5,6 +5,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/synckairos/synckairos/internal/testenv"
 )
 
 func TestChessclock(t *testing.T) {
@@ -23,5 +25,17 @@ func TestChessclock(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// The same game on a Redis Cluster, pointed at by SYNCKAIROS_REDIS_URL.
+func TestChessclockOnCluster(t *testing.T) {
+	t.Setenv("SYNCKAIROS_REDIS_URL", testenv.StartCluster(t).URL())
+	var out bytes.Buffer
+	if err := run(context.Background(), &out); err != nil {
+		t.Fatal(err)
+	}
+	if want := "flag: black ran out at 12:03:52.000; the game is expired (version 14)"; !strings.Contains(out.String(), want) {
+		t.Errorf("output lacks %q:\n%s", want, out.String())
 	}
 }

@@ -90,8 +90,9 @@ func Start(ctx context.Context, masters int) (*Cluster, error) {
 	return c, nil
 }
 
-// WaitHealthy waits until every live node reports the cluster state ok with
-// every slot served by a live master.
+// WaitHealthy waits until every live node reports the cluster state ok,
+// with every slot served by a live master: after Kill, until a replica has
+// taken over the dead master's slots.
 func (c *Cluster) WaitHealthy(ctx context.Context) error {
 	for _, a := range c.Addrs {
 		if c.dead[a] {
@@ -99,12 +100,30 @@ func (c *Cluster) WaitHealthy(ctx context.Context) error {
 		}
 		if err := waitFor(ctx, func() bool {
 			info := c.run(ctx, c.cli, a, "CLUSTER", "INFO")
-			return strings.Contains(info, "cluster_state:ok") && strings.Contains(info, "cluster_slots_ok:16384")
+			return strings.Contains(info, "cluster_state:ok") && strings.Contains(info, "cluster_slots_ok:16384") &&
+				c.slotsOnLiveMasters(c.run(ctx, c.cli, a, "CLUSTER", "NODES"))
 		}); err != nil {
 			return fmt.Errorf("rediscluster: node %s never reported cluster_state:ok: %w", a, err)
 		}
 	}
 	return nil
+}
+
+// slotsOnLiveMasters reports whether, in a CLUSTER NODES answer, every node
+// that serves slots is a live master.
+func (c *Cluster) slotsOnLiveMasters(nodes string) bool {
+	for line := range strings.Lines(nodes) {
+		// <id> <ip:port@cport> <flags> <master> <ping> <pong> <epoch> <link> <slot>...
+		f := strings.Fields(line)
+		if len(f) < 9 {
+			continue
+		}
+		addr, _, _ := strings.Cut(f[1], "@")
+		if c.dead[addr] || !strings.Contains(f[2], "master") || strings.Contains(f[2], "fail") {
+			return false
+		}
+	}
+	return true
 }
 
 // Masters returns the addresses of the live masters serving slots, as a

@@ -8,12 +8,15 @@ package testenv
 import (
 	"cmp"
 	"context"
+	"errors"
 	"os"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/synckairos/synckairos/internal/rediscluster"
 )
 
 // RedisURL returns the URL of the tests' Redis.
@@ -24,6 +27,22 @@ func RedisURL() string {
 // DatabaseURL returns the URL of the tests' Postgres database.
 func DatabaseURL() string {
 	return cmp.Or(os.Getenv("SYNCKAIROS_DATABASE_URL"), "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
+}
+
+// StartCluster starts a Redis Cluster of 3 masters and 3 replicas for the
+// test, stopped when it ends; without redis-server on the PATH the test is
+// Unavailable.
+func StartCluster(tb testing.TB) *rediscluster.Cluster {
+	tb.Helper()
+	c, err := rediscluster.Start(context.Background(), 3)
+	if errors.Is(err, rediscluster.ErrNoBinaries) {
+		Unavailable(tb, "Redis Cluster", err)
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(c.Stop)
+	return c
 }
 
 // Unavailable skips the test for a missing service, or fails it when
