@@ -60,6 +60,28 @@ func BenchmarkUpdateSession(b *testing.B) {
 	})
 }
 
+// BenchmarkUpdateSessionWait measures the cost of Config.WaitReplicas on the
+// local Redis Cluster (one replica per master), against the same update
+// without it:
+//
+//	go test -run '^$' -bench UpdateSessionWait -count 6 -benchtime 5000x .
+func BenchmarkUpdateSessionWait(b *testing.B) {
+	url := clusterURL(b)
+	for _, replicas := range []int{0, 1} {
+		b.Run(fmt.Sprintf("replicas=%d", replicas), func(b *testing.B) {
+			m, raw, state := benchSetupCfg(b, url, 2, &synckairos.Config{WaitReplicas: replicas, WaitTimeout: time.Second})
+			measure(b, raw, func() {
+				next := state.Clone()
+				next.Participants[0].CycleCount++
+				var err error
+				if state, err = m.UpdateSession(context.Background(), next); err != nil {
+					b.Fatal(err)
+				}
+			})
+		})
+	}
+}
+
 func BenchmarkMutateSession(b *testing.B) {
 	forSizes(b, func(b *testing.B, m *synckairos.Manager, state *synckairos.State) func() {
 		return func() {
@@ -77,10 +99,16 @@ func BenchmarkMutateSession(b *testing.B) {
 // large as its session's JSON on the same client, and the stored session of
 // n participants.
 func benchSetup(b *testing.B, url string, n int) (*synckairos.Manager, rawGet, *synckairos.State) {
+	return benchSetupCfg(b, url, n, &synckairos.Config{})
+}
+
+func benchSetupCfg(b *testing.B, url string, n int, cfg *synckairos.Config) (*synckairos.Manager, rawGet, *synckairos.State) {
 	client := newClientAt(b, url)
 	prefix := testPrefix(b)
 	b.Cleanup(func() { deletePrefix(b, client, prefix) })
-	m, err := synckairos.New(client, &synckairos.Config{KeyPrefix: prefix})
+	c := *cfg
+	c.KeyPrefix = prefix
+	m, err := synckairos.New(client, &c)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -164,22 +164,51 @@ runs unchanged on Redis Cluster: a session is stored at
 # Redis Cluster
 
 The key layout keeps every script's keys in one hash slot, so the library
-runs unchanged on Redis Cluster. Give Dial every node, or any of them, in
-one URL, redis://host1:port1?addr=host2:port2&addr=host3:port3, or pass New
-a rueidis client created with their addresses. Choose Partitions several
-times the number of masters, so that partitions, and sessions with them,
-spread over every master; it is fixed at first deploy.
+runs unchanged on Redis Cluster (Redis 7 or later). Give Dial every node,
+or any of them, in one URL, redis://host1:port1?addr=host2:port2&addr=host3:port3,
+or pass New a rueidis client created with their addresses (a client in
+rueidis.ClientModeCluster is what tells the Manager it is on a cluster).
 
-On a cluster, classic pub/sub travels between nodes over the cluster bus:
-each session's messages keep their order (they all leave from the session's
-node, broadcasts included), but messages of different sessions may
-interleave differently on different subscribers, and a message published
-just before a subscription may still arrive after it.
+Choose Partitions several times the number of masters, so that partitions,
+and sessions with them, spread over every master: the default 16 puts 4 to
+7 on each of 3 masters. It is fixed at first deploy; a partition is one
+hash slot, so resharding moves whole partitions.
+
+Pub/sub on a cluster. Classic PUBLISH is broadcast to every node, so its
+cost grows with the cluster. There, every change is published on its
+partition's sharded channel, <prefix>{pNN}:updates, by SPUBLISH from the
+write script (the channel shares the partition's hash slot), and
+SubscribeToUpdates listens on every partition's channel, each on a
+connection to the node that owns it: one connection per partition and
+Manager while it subscribes. SubscribeToSession listens on the session's
+sharded channel <prefix>{pNN}:ws:<id>. SubscribeToBroadcasts is a pattern
+subscription, which sharded pub/sub has not: it stays classic, so
+BroadcastToSession publishes each broadcast twice on a cluster, classically
+on <prefix>ws:<id> and on the sharded channel. A single server and the fake
+use the one channel <prefix>session-updates. Each session's messages keep
+their order everywhere; the messages of different sessions may interleave
+differently on different subscribers. When a slot moves (a failover or a
+resharding), the subscriptions of its partition move to the new owner and
+their subscribers get a resync event.
+
+Failover. Redis replicates asynchronously: a write the master acknowledged
+and had not yet sent to its replica is lost when the replica takes over.
+The session then goes back to the version before it, the subscribers
+have had the lost change published, and the audit trail may hold it (the
+audit Worker reports the version committed again with other content as
+ErrVersionTaken). Config.WaitReplicas makes every write wait, with Redis
+WAIT, until that many replicas have it, and report a *ReplicationError when
+they did not in time; it narrows the window (a replica can still fail
+with its master) and costs about 1.7 times the latency of a write
+(BENCHMARKS.md). Writes to the partitions of a failed master fail until its
+replica has taken over, a few seconds after the cluster's node timeout;
+subscriptions, the relay and the expirer carry on by themselves.
 
 # Errors
 
 Errors match the sentinels ErrSessionNotFound, ErrSessionExists,
-ErrVersionConflict, ErrInvalidState, ErrCorruptState and ErrClosed with
+ErrVersionConflict, ErrInvalidState, ErrCorruptState, ErrNotReplicated and
+ErrClosed with
 errors.Is. Stored bytes that do not decode give ErrCorruptState with the
 session ID, never a panic.
 */
