@@ -9,6 +9,7 @@ import (
 
 	"github.com/synckairos/synckairos"
 	"github.com/synckairos/synckairos/internal/keys"
+	"github.com/synckairos/synckairos/internal/testenv"
 )
 
 // The partitions land on every master of a 3-master cluster, so sessions
@@ -166,5 +167,61 @@ func TestClusterSubscriptionsAreSharded(t *testing.T) {
 	}
 	if len(shardChannels) != len(want) || classic != 0 {
 		t.Errorf("sharded channels %v, %d classic ones; want %d sharded, no classic", shardChannels, classic, len(want))
+	}
+}
+
+// When a partition's slot moves to another master (a resharding), the
+// server ends the sharded subscriptions on the old one; the subscriber is
+// told to resync and hears the partition's changes again from the new
+// owner.
+func TestSubscriptionFollowsMovedSlot(t *testing.T) {
+	c := testenv.StartCluster(t)
+	prefix := testPrefix(t)
+	writer, err := synckairos.New(newClientAt(t, c.URL()), &synckairos.Config{KeyPrefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+	reader, err := synckairos.New(newClientAt(t, c.URL()), &synckairos.Config{KeyPrefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	ctx := context.Background()
+	events := newCollector[synckairos.SessionEvent]()
+	sub, err := reader.SubscribeToUpdates(ctx, events.add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	s := mustCreate(t, writer, newState("mv", 2))
+	events.waitFor(t, 1)
+
+	raw := newClientAt(t, c.URL())
+	slot, err := raw.Do(ctx, raw.B().ClusterKeyslot().Key(keys.New(prefix, synckairos.DefaultPartitions).Session("mv")).Build()).AsInt64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var to string
+	for _, m := range c.Masters(ctx) {
+		if err := raw.Nodes()[m].Do(ctx, raw.B().Exists().Key(keys.New(prefix, synckairos.DefaultPartitions).Session("mv")).Build()).Error(); err != nil {
+			to = m // not the owner: it answers MOVED
+		}
+	}
+	if err := c.MoveSlot(ctx, int(slot), to); err != nil {
+		t.Fatal(err)
+	}
+	got := events.waitFor(t, 2)
+	if got[1].Kind != synckairos.EventResync {
+		t.Fatalf("after the move: %+v, want a resync", got[1])
+	}
+	next := s.Clone()
+	next.Metadata["moved"] = "yes"
+	if _, err := writer.UpdateSession(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	got = events.waitFor(t, 3)
+	if got[2].Kind != synckairos.EventUpdated || got[2].Version != 2 {
+		t.Fatalf("after the move: %+v, want the update", got[2])
 	}
 }

@@ -150,6 +150,79 @@ func (c *Cluster) Masters(ctx context.Context) []string {
 	return nil
 }
 
+// MoveSlot moves a hash slot, keys included, to the master at to, as a
+// resharding does: IMPORTING/MIGRATING, MIGRATE of its keys, then SETSLOT
+// NODE on every master.
+func (c *Cluster) MoveSlot(ctx context.Context, slot int, to string) error {
+	n := strconv.Itoa(slot)
+	from := ""
+	for _, m := range c.Masters(ctx) {
+		if c.owns(ctx, m, slot) {
+			from = m
+		}
+	}
+	if from == "" {
+		return fmt.Errorf("rediscluster: no master owns slot %d", slot)
+	}
+	if from == to {
+		return nil
+	}
+	fromID := c.run(ctx, c.cli, from, "CLUSTER", "MYID")
+	toID := c.run(ctx, c.cli, to, "CLUSTER", "MYID")
+	host, port, _ := net.SplitHostPort(to)
+	steps := [][]string{
+		{to, "CLUSTER", "SETSLOT", n, "IMPORTING", fromID},
+		{from, "CLUSTER", "SETSLOT", n, "MIGRATING", toID},
+	}
+	for _, st := range steps {
+		if out := c.run(ctx, c.cli, st[0], st[1:]...); out != "OK" {
+			return fmt.Errorf("rediscluster: %v: %s", st[1:], out)
+		}
+	}
+	for {
+		keys := strings.Fields(c.run(ctx, c.cli, from, "CLUSTER", "GETKEYSINSLOT", n, "100"))
+		if len(keys) == 0 {
+			break
+		}
+		args := append([]string{"MIGRATE", host, port, "", "0", "5000", "KEYS"}, keys...)
+		if out := c.run(ctx, c.cli, from, args...); out != "OK" {
+			return fmt.Errorf("rediscluster: MIGRATE: %s", out)
+		}
+	}
+	for _, m := range c.Masters(ctx) {
+		if out := c.run(ctx, c.cli, m, "CLUSTER", "SETSLOT", n, "NODE", toID); out != "OK" {
+			return fmt.Errorf("rediscluster: SETSLOT NODE on %s: %s", m, out)
+		}
+	}
+	return nil
+}
+
+// owns reports whether the master at addr serves slot, by its own CLUSTER
+// NODES line.
+func (c *Cluster) owns(ctx context.Context, addr string, slot int) bool {
+	for line := range strings.Lines(c.run(ctx, c.cli, addr, "CLUSTER", "NODES")) {
+		f := strings.Fields(line)
+		if len(f) < 9 || !strings.Contains(f[2], "myself") {
+			continue
+		}
+		for _, r := range f[8:] {
+			lo, hi, isRange := strings.Cut(r, "-")
+			a, err := strconv.Atoi(lo)
+			if err != nil {
+				continue // an importing or migrating mark
+			}
+			b := a
+			if isRange {
+				b, _ = strconv.Atoi(hi)
+			}
+			if a <= slot && slot <= b {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Kill kills the node at addr, as a crash would: its replica takes over its
 // slots after the node timeout (2 s here), which WaitHealthy waits for.
 func (c *Cluster) Kill(addr string) error {
