@@ -46,6 +46,9 @@ func (b *bench) audit(ctx context.Context) (*Result, error) {
 		Logger:  logger,
 		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 10}},
 		Workers: workers,
+		// How soon River picks up a job bounds the lag (see BENCHMARKS.md).
+		FetchCooldown:     b.o.riverFetch,
+		FetchPollInterval: max(b.o.riverFetch, time.Millisecond) * 5,
 	})
 	if err != nil {
 		return nil, err
@@ -75,23 +78,11 @@ func (b *bench) audit(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	o := own(states, conc)
-	var pace time.Duration
-	if b.o.rate > 0 {
-		pace = time.Duration(conc) * time.Second / time.Duration(b.o.rate)
-	}
-	nextAt := make([]time.Time, conc)
 	writes := &measured{name: "UpdateSession (audited)"}
 	p := &progress{w: b.o.progress, label: "audit: writing", start: time.Now(), total: b.o.duration}
 	pctx, stopProgress := context.WithCancel(ctx)
 	go p.run(pctx)
 	runRound(ctx, b.o.duration, conc, writes, func(ctx context.Context, w int) error {
-		if pace > 0 {
-			if nextAt[w].IsZero() {
-				nextAt[w] = time.Now()
-			}
-			time.Sleep(time.Until(nextAt[w]))
-			nextAt[w] = nextAt[w].Add(pace)
-		}
 		i := o.next[w] % len(o.states[w])
 		o.next[w]++
 		next := o.states[w][i].Clone()
@@ -103,7 +94,7 @@ func (b *bench) audit(ctx context.Context) (*Result, error) {
 		o.states[w][i] = stored
 		o.done[w][i]++
 		return nil
-	}, p)
+	}, p, newPacer(b.o.rate, conc))
 	stopProgress()
 	committed := int64(n) + int64(writes.hist.Count())
 	writersDone := time.Now()

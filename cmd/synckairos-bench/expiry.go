@@ -23,7 +23,7 @@ func (b *bench) expiry(ctx context.Context) (*Result, error) {
 	defer m.Close()
 
 	// The expirer and the subscriber each have a client of their own.
-	expClient, err := dial(ctx, b.o.redisURL, b.o.flushDelay)
+	expClient, err := dial(ctx, b.o.redisURL, b.o.flushDelay, b.o.multiplex)
 	if err != nil {
 		return nil, err
 	}
@@ -33,7 +33,7 @@ func (b *bench) expiry(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	defer expirer.Close()
-	subClient, err := dial(ctx, b.o.redisURL, b.o.flushDelay)
+	subClient, err := dial(ctx, b.o.redisURL, b.o.flushDelay, b.o.multiplex)
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +73,7 @@ func (b *bench) expiry(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	refM := &measured{name: fmt.Sprintf("raw GET (%d B)", size)}
-	runRound(ctx, time.Second, 1, refM, ref, &progress{})
+	runRound(ctx, time.Second, 1, refM, ref, &progress{}, nil)
 
 	expCtx, stopExpirer := context.WithCancel(ctx)
 	expDone := make(chan struct{})

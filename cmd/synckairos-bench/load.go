@@ -80,7 +80,7 @@ func (p *progress) run(ctx context.Context) {
 // alternate measures op against a reference ref, both with conc workers,
 // in rounds that alternate between them (ref, op, ref, op, ...) so that both
 // see the machine in the same state; together they take about d.
-func alternate(ctx context.Context, out io.Writer, label string, d time.Duration, conc, rounds int, ref, target *measured, refOp, targetOp op) {
+func alternate(ctx context.Context, out io.Writer, label string, d time.Duration, conc, rounds int, ref, target *measured, refOp, targetOp op, pace *pacer) {
 	p := &progress{w: out, label: label, start: time.Now(), total: d}
 	pctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -91,16 +91,44 @@ func alternate(ctx context.Context, out io.Writer, label string, d time.Duration
 			break
 		}
 		if refOp != nil {
-			runRound(ctx, slice, conc, ref, refOp, p)
+			runRound(ctx, slice, conc, ref, refOp, p, nil)
 		}
-		runRound(ctx, slice, conc, target, targetOp, p)
+		runRound(ctx, slice, conc, target, targetOp, p, pace)
 	}
 	stop()
 	<-done
 }
 
-// runRound runs conc workers calling fn until d has passed.
-func runRound(ctx context.Context, d time.Duration, conc int, m *measured, fn op, p *progress) {
+// pacer spaces each worker's calls every interval; the wait is not part
+// of the latency measured.
+type pacer struct {
+	interval time.Duration
+	next     []time.Time
+}
+
+// newPacer returns a pacer of conc workers sharing rate calls per second, or
+// nil for rate 0 (no pacing).
+func newPacer(rate, conc int) *pacer {
+	if rate <= 0 {
+		return nil
+	}
+	return &pacer{interval: time.Duration(conc) * time.Second / time.Duration(rate), next: make([]time.Time, conc)}
+}
+
+func (p *pacer) wait(w int) {
+	if p == nil {
+		return
+	}
+	if p.next[w].IsZero() {
+		p.next[w] = time.Now()
+	}
+	time.Sleep(time.Until(p.next[w]))
+	p.next[w] = p.next[w].Add(p.interval)
+}
+
+// runRound runs conc workers calling fn until d has passed, each paced by
+// pace if not nil.
+func runRound(ctx context.Context, d time.Duration, conc int, m *measured, fn op, p *progress, pace *pacer) {
 	deadline := time.Now().Add(d)
 	var wg sync.WaitGroup
 	hists := make([]Hist, conc)
@@ -113,6 +141,7 @@ func runRound(ctx context.Context, d time.Duration, conc int, m *measured, fn op
 				if n%16 == 0 && (time.Now().After(deadline) || ctx.Err() != nil) {
 					return
 				}
+				pace.wait(w)
 				t0 := time.Now()
 				err := fn(ctx, w)
 				if err != nil {

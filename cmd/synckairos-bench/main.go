@@ -54,6 +54,9 @@ type options struct {
 	format       string
 	cpuProfile   string
 	flushDelay   time.Duration
+	multiplex    int
+	instances    int
+	riverFetch   time.Duration
 	progress     io.Writer
 }
 
@@ -104,11 +107,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.sessions, "sessions", 0, "sessions (default: get/update/switch 1000, mutate-contended 4, pubsub 100, expiry 10000, audit 208)")
 	fs.IntVar(&o.concurrency, "concurrency", 0, "goroutines (default: get/update/switch 64, mutate-contended 50, pubsub 1 writer, audit 16 writers)")
 	fs.IntVar(&o.participants, "participants", 2, "participants per session")
+	fs.IntVar(&o.instances, "instances", 2, "mutate-contended: Managers, each on a client of its own, sharing the workers (as instances of an application would)")
+	fs.DurationVar(&o.riverFetch, "river-fetch", 10*time.Millisecond, "audit: River FetchCooldown of the host's River client (FetchPollInterval is 5 times it)")
 	fs.IntVar(&o.subscribers, "subscribers", 4, "pubsub: subscribing Managers, each on a client of its own")
 	fs.IntVar(&o.rate, "rate", 0, "pubsub and audit: updates per second over all writers (0: as fast as they go)")
 	fs.StringVar(&o.format, "format", "text", "output: text or json")
 	fs.BoolVar(&quiet, "quiet", false, "no progress line on stderr")
 	fs.DurationVar(&o.flushDelay, "flush-delay", 0, "rueidis ClientOption.MaxFlushDelay of every client: how long the writer waits to batch commands (0: rueidis's default, none)")
+	fs.IntVar(&o.multiplex, "multiplex", 0, "rueidis ClientOption.PipelineMultiplex of every client: 2^n pipelined connections per node (0: rueidis's default; -1: one)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -128,8 +134,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("-format %q: want text or json", o.format)
 	case o.duration < 100*time.Millisecond:
 		return nil, fmt.Errorf("-duration %v: want at least 100ms", o.duration)
-	case o.sessions < 0 || o.concurrency < 0 || o.participants < 1 || o.subscribers < 1 || o.rate < 0:
-		return nil, errors.New("-sessions, -concurrency and -rate must not be negative; -participants and -subscribers at least 1")
+	case o.sessions < 0 || o.concurrency < 0 || o.participants < 1 || o.subscribers < 1 || o.instances < 1 || o.rate < 0:
+		return nil, errors.New("-sessions, -concurrency and -rate must not be negative; -participants, -subscribers and -instances at least 1")
 	}
 	if quiet {
 		o.progress = nil

@@ -27,7 +27,7 @@ type bench struct {
 }
 
 func newBench(ctx context.Context, o *options) (*bench, error) {
-	client, err := dial(ctx, o.redisURL, o.flushDelay)
+	client, err := dial(ctx, o.redisURL, o.flushDelay, o.multiplex)
 	if err != nil {
 		return nil, err
 	}
@@ -40,14 +40,15 @@ func newBench(ctx context.Context, o *options) (*bench, error) {
 
 // dial connects a client as an application would: client-side caching off,
 // auto-pipelining on (the rueidis default), with flushDelay as
-// MaxFlushDelay.
-func dial(ctx context.Context, url string, flushDelay time.Duration) (rueidis.Client, error) {
+// MaxFlushDelay and multiplex as PipelineMultiplex.
+func dial(ctx context.Context, url string, flushDelay time.Duration, multiplex int) (rueidis.Client, error) {
 	opt, err := rueidis.ParseURL(url)
 	if err != nil {
 		return nil, err
 	}
 	opt.DisableCache = true
 	opt.MaxFlushDelay = flushDelay
+	opt.PipelineMultiplex = multiplex
 	client, err := rueidis.NewClient(opt)
 	if err != nil {
 		return nil, fmt.Errorf("redis %s: %w", url, err)
@@ -173,14 +174,18 @@ func (b *bench) rawGet(ctx context.Context, state *synckairos.State) (op, int, e
 
 // pair measures op against the raw GET reference, alternating, with conc
 // workers for the run's duration.
-func (b *bench) pair(ctx context.Context, label string, conc int, state *synckairos.State, name string, target op) (Stats, Stats, int, error) {
+func (b *bench) pair(ctx context.Context, label string, conc int, state *synckairos.State, name string, target op, pace ...*pacer) (Stats, Stats, int, error) {
 	ref, size, err := b.rawGet(ctx, state)
 	if err != nil {
 		return Stats{}, Stats{}, 0, err
 	}
 	refM := &measured{name: fmt.Sprintf("raw GET (%d B)", size)}
 	opM := &measured{name: name}
-	alternate(ctx, b.o.progress, label, b.o.duration, conc, 4, refM, opM, ref, target)
+	var pc *pacer
+	if len(pace) > 0 {
+		pc = pace[0]
+	}
+	alternate(ctx, b.o.progress, label, b.o.duration, conc, 4, refM, opM, ref, target, pc)
 	return opM.stats(), refM.stats(), size, nil
 }
 
@@ -294,9 +299,25 @@ func (b *bench) mutateContended(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The workers are spread over instances: Managers on clients of their
+	// own, whose writes to one session race through the compare-and-set.
+	ms := []*synckairos.Manager{m}
+	for range b.o.instances - 1 {
+		client, err := dial(ctx, b.o.redisURL, b.o.flushDelay, b.o.multiplex)
+		if err != nil {
+			return nil, err
+		}
+		defer client.Close()
+		other, err := b.manager(client, synckairos.Config{})
+		if err != nil {
+			return nil, err
+		}
+		defer other.Close()
+		ms = append(ms, other)
+	}
 	var committed, refused atomic.Int64
 	opStats, refStats, _, err := b.pair(ctx, "mutate-contended", conc, states[0], "MutateSession (contended)", func(ctx context.Context, w int) error {
-		_, err := m.MutateSession(ctx, states[w%n].SessionID, func(s *synckairos.State) error {
+		_, err := ms[w%len(ms)].MutateSession(ctx, states[w%n].SessionID, func(s *synckairos.State) error {
 			k, err := strconv.Atoi(s.Metadata["n"])
 			s.Metadata["n"] = strconv.Itoa(k + 1)
 			return err
@@ -322,7 +343,7 @@ func (b *bench) mutateContended(ctx context.Context) (*Result, error) {
 		k, _ := strconv.Atoi(cur.Metadata["n"])
 		stored += int64(k)
 	}
-	r := &Result{Scenario: "mutate-contended", Params: b.params(n, conc, "max_attempts", synckairos.DefaultMaxAttempts), Op: opStats,
+	r := &Result{Scenario: "mutate-contended", Params: b.params(n, conc, "max_attempts", synckairos.DefaultMaxAttempts, "instances", len(ms)), Op: opStats,
 		LostUpdates: committed.Load() - stored}
 	r.withReference(refStats)
 	total := committed.Load() + refused.Load()
@@ -415,7 +436,7 @@ func (b *bench) pubsub(ctx context.Context) (*Result, error) {
 	}()
 	for i := range ls {
 		l := &listener{}
-		if l.client, err = dial(ctx, b.o.redisURL, b.o.flushDelay); err != nil {
+		if l.client, err = dial(ctx, b.o.redisURL, b.o.flushDelay, b.o.multiplex); err != nil {
 			return nil, err
 		}
 		ls[i] = l
@@ -448,19 +469,7 @@ func (b *bench) pubsub(ctx context.Context) (*Result, error) {
 	}
 
 	o := own(states, conc)
-	var pace time.Duration
-	if b.o.rate > 0 {
-		pace = time.Duration(conc) * time.Second / time.Duration(b.o.rate)
-	}
-	nextAt := make([]time.Time, conc)
 	opStats, refStats, _, err := b.pair(ctx, "pubsub", conc, states[0], "UpdateSession (publishing)", func(ctx context.Context, w int) error {
-		if pace > 0 {
-			if nextAt[w].IsZero() {
-				nextAt[w] = time.Now()
-			}
-			time.Sleep(time.Until(nextAt[w]))
-			nextAt[w] = nextAt[w].Add(pace)
-		}
 		i := o.next[w] % len(o.states[w])
 		o.next[w]++
 		next := o.states[w][i].Clone()
@@ -474,7 +483,7 @@ func (b *bench) pubsub(ctx context.Context) (*Result, error) {
 		o.states[w][i] = stored
 		o.done[w][i]++
 		return nil
-	})
+	}, newPacer(b.o.rate, conc))
 	if err != nil {
 		return nil, err
 	}
