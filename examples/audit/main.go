@@ -75,6 +75,9 @@ func run(ctx context.Context, out *os.File) error {
 		Logger:  logger,
 		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 10}},
 		Workers: workers,
+		// How soon River picks up the relay's jobs bounds the audit lag.
+		FetchCooldown:     10 * time.Millisecond,
+		FetchPollInterval: 50 * time.Millisecond,
 	})
 	if err != nil {
 		return err
