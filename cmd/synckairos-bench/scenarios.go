@@ -33,7 +33,7 @@ func newBench(ctx context.Context, o *options) (*bench, error) {
 	}
 	b := &bench{o: o, client: client, prefix: fmt.Sprintf("synckairos-bench:%d:", time.Now().UnixNano()), mode: "single server"}
 	if client.Mode() == rueidis.ClientModeCluster {
-		b.mode = fmt.Sprintf("cluster of %d nodes", len(client.Nodes()))
+		b.mode = "Redis Cluster"
 	}
 	return b, nil
 }
