@@ -187,7 +187,8 @@ partition's sharded channel, <prefix>{pNN}:updates, by SPUBLISH from the
 write script (the channel shares the partition's hash slot), and
 SubscribeToUpdates listens on every partition's channel, each on a
 connection to the node that owns it: one connection per partition and
-Manager while it subscribes. SubscribeToSession listens on the session's
+Manager while it subscribes, which is one more reason to keep Partitions in
+the tens, not the thousands. SubscribeToSession listens on the session's
 sharded channel <prefix>{pNN}:ws:<id>. SubscribeToBroadcasts is a pattern
 subscription, which sharded pub/sub has not: it stays classic, so
 BroadcastToSession publishes each broadcast twice on a cluster, classically
