@@ -58,7 +58,8 @@ func (b *bench) audit(ctx context.Context) (*Result, error) {
 	}
 	defer rc.Stop(context.WithoutCancel(ctx))
 
-	m, err := b.manager(b.client, synckairos.Config{Audit: true})
+	start := time.Now()
+	m, states, err := b.managerWith(ctx, synckairos.Config{Audit: true}, "audit", n, hours(1), false)
 	if err != nil {
 		return nil, err
 	}
@@ -72,28 +73,13 @@ func (b *bench) audit(ctx context.Context) (*Result, error) {
 	go func() { defer close(relayDone); relay.Run(relayCtx) }()
 	defer func() { stopRelay(); <-relayDone }()
 
-	start := time.Now()
-	states, err := b.createSessions(ctx, m, "audit", n, func(int) time.Duration { return time.Hour }, false)
-	if err != nil {
-		return nil, err
-	}
 	o := own(states, conc)
 	writes := &measured{name: "UpdateSession (audited)"}
 	p := &progress{w: b.o.progress, label: "audit: writing", start: time.Now(), total: b.o.duration}
 	pctx, stopProgress := context.WithCancel(ctx)
 	go p.run(pctx)
 	runRound(ctx, b.o.duration, conc, writes, func(ctx context.Context, w int) error {
-		i := o.next[w] % len(o.states[w])
-		o.next[w]++
-		next := o.states[w][i].Clone()
-		next.Participants[0].CycleCount++
-		stored, err := m.UpdateSession(ctx, next)
-		if err != nil {
-			return err
-		}
-		o.states[w][i] = stored
-		o.done[w][i]++
-		return nil
+		return o.update(ctx, m, w)
 	}, p, newPacer(b.o.rate, conc))
 	stopProgress()
 	committed := int64(n) + int64(writes.hist.Count())

@@ -126,6 +126,25 @@ func newState(id string, participants int, total time.Duration) *synckairos.Stat
 	return s
 }
 
+// managerWith returns a Manager of cfg on the run's client with n sessions
+// created by createSessions; the caller closes the Manager.
+func (b *bench) managerWith(ctx context.Context, cfg synckairos.Config, tag string, n int, total func(i int) time.Duration, start bool) (*synckairos.Manager, []*synckairos.State, error) {
+	m, err := b.manager(b.client, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	states, err := b.createSessions(ctx, m, tag, n, total, start)
+	if err != nil {
+		m.Close()
+		return nil, nil, err
+	}
+	return m, states, nil
+}
+
+func hours(h time.Duration) func(int) time.Duration {
+	return func(int) time.Duration { return h * time.Hour }
+}
+
 // createSessions creates n sessions (started when start is set) from 32
 // goroutines, and returns their stored states.
 func (b *bench) createSessions(ctx context.Context, m *synckairos.Manager, tag string, n int, total func(i int) time.Duration, start bool) ([]*synckairos.State, error) {
@@ -199,15 +218,11 @@ func (b *bench) params(sessions, conc int, extra ...any) map[string]any {
 
 func (b *bench) get(ctx context.Context) (*Result, error) {
 	n, conc := cmp.Or(b.o.sessions, 1000), cmp.Or(b.o.concurrency, 64)
-	m, err := b.manager(b.client, synckairos.Config{})
+	m, states, err := b.managerWith(ctx, synckairos.Config{}, "get", n, hours(1), true)
 	if err != nil {
 		return nil, err
 	}
 	defer m.Close()
-	states, err := b.createSessions(ctx, m, "get", n, func(int) time.Duration { return time.Hour }, true)
-	if err != nil {
-		return nil, err
-	}
 	opStats, refStats, _, err := b.pair(ctx, "get", conc, states[0], "GetSession", func(ctx context.Context, _ int) error {
 		_, err := m.GetSession(ctx, states[rand.IntN(n)].SessionID)
 		return err
@@ -236,6 +251,22 @@ func own(states []*synckairos.State, conc int) *owned {
 	return o
 }
 
+// update writes worker w's next session with one more cycle of its first
+// participant, and counts the write.
+func (o *owned) update(ctx context.Context, m *synckairos.Manager, w int) error {
+	i := o.next[w] % len(o.states[w])
+	o.next[w]++
+	next := o.states[w][i].Clone()
+	next.Participants[0].CycleCount++
+	stored, err := m.UpdateSession(ctx, next)
+	if err != nil {
+		return err
+	}
+	o.states[w][i] = stored
+	o.done[w][i]++
+	return nil
+}
+
 // lost compares the writes each session took with its stored version: the
 // version counts every committed change, so any difference is a lost
 // update. base is the version each session had before the scenario.
@@ -256,28 +287,14 @@ func lost(ctx context.Context, m *synckairos.Manager, o *owned, base int64) (int
 func (b *bench) update(ctx context.Context) (*Result, error) {
 	n, conc := cmp.Or(b.o.sessions, 1000), cmp.Or(b.o.concurrency, 64)
 	n = max(n, conc) // every worker owns a session
-	m, err := b.manager(b.client, synckairos.Config{})
+	m, states, err := b.managerWith(ctx, synckairos.Config{}, "update", n, hours(1), false)
 	if err != nil {
 		return nil, err
 	}
 	defer m.Close()
-	states, err := b.createSessions(ctx, m, "update", n, func(int) time.Duration { return time.Hour }, false)
-	if err != nil {
-		return nil, err
-	}
 	o := own(states, conc)
 	opStats, refStats, _, err := b.pair(ctx, "update", conc, states[0], "UpdateSession", func(ctx context.Context, w int) error {
-		i := o.next[w] % len(o.states[w])
-		o.next[w]++
-		next := o.states[w][i].Clone()
-		next.Participants[0].CycleCount++
-		stored, err := m.UpdateSession(ctx, next)
-		if err != nil {
-			return err
-		}
-		o.states[w][i] = stored
-		o.done[w][i]++
-		return nil
+		return o.update(ctx, m, w)
 	})
 	if err != nil {
 		return nil, err
@@ -290,15 +307,11 @@ func (b *bench) update(ctx context.Context) (*Result, error) {
 
 func (b *bench) mutateContended(ctx context.Context) (*Result, error) {
 	n, conc := cmp.Or(b.o.sessions, 4), cmp.Or(b.o.concurrency, 50)
-	m, err := b.manager(b.client, synckairos.Config{})
+	m, states, err := b.managerWith(ctx, synckairos.Config{}, "mutate", n, hours(1), false)
 	if err != nil {
 		return nil, err
 	}
 	defer m.Close()
-	states, err := b.createSessions(ctx, m, "mutate", n, func(int) time.Duration { return time.Hour }, false)
-	if err != nil {
-		return nil, err
-	}
 	// The workers are spread over instances: Managers on clients of their
 	// own, whose writes to one session race through the compare-and-set.
 	ms := []*synckairos.Manager{m}
@@ -358,15 +371,11 @@ func (b *bench) mutateContended(ctx context.Context) (*Result, error) {
 func (b *bench) switchCycles(ctx context.Context) (*Result, error) {
 	n, conc := cmp.Or(b.o.sessions, 1000), cmp.Or(b.o.concurrency, 64)
 	n = max(n, conc)
-	m, err := b.manager(b.client, synckairos.Config{})
+	m, states, err := b.managerWith(ctx, synckairos.Config{}, "switch", n, hours(24), true)
 	if err != nil {
 		return nil, err
 	}
 	defer m.Close()
-	states, err := b.createSessions(ctx, m, "switch", n, func(int) time.Duration { return 24 * time.Hour }, true)
-	if err != nil {
-		return nil, err
-	}
 	o := own(states, conc)
 	opStats, refStats, _, err := b.pair(ctx, "switch", conc, states[0], "SwitchCycle", func(ctx context.Context, w int) error {
 		i := o.next[w] % len(o.states[w])
@@ -392,15 +401,11 @@ func (b *bench) switchCycles(ctx context.Context) (*Result, error) {
 func (b *bench) pubsub(ctx context.Context) (*Result, error) {
 	n, conc, subs := cmp.Or(b.o.sessions, 100), cmp.Or(b.o.concurrency, 1), b.o.subscribers
 	n = max(n, conc)
-	m, err := b.manager(b.client, synckairos.Config{})
+	m, states, err := b.managerWith(ctx, synckairos.Config{}, "pubsub", n, hours(1), false)
 	if err != nil {
 		return nil, err
 	}
 	defer m.Close()
-	states, err := b.createSessions(ctx, m, "pubsub", n, func(int) time.Duration { return time.Hour }, false)
-	if err != nil {
-		return nil, err
-	}
 
 	// When each version was written, by session index; the subscribers
 	// look it up. Written before the write, so never after its delivery.
@@ -470,19 +475,9 @@ func (b *bench) pubsub(ctx context.Context) (*Result, error) {
 
 	o := own(states, conc)
 	opStats, refStats, _, err := b.pair(ctx, "pubsub", conc, states[0], "UpdateSession (publishing)", func(ctx context.Context, w int) error {
-		i := o.next[w] % len(o.states[w])
-		o.next[w]++
-		next := o.states[w][i].Clone()
-		next.Participants[0].CycleCount++
-		k := index[next.SessionID]
-		sent[k].Store(next.Version+1, time.Now())
-		stored, err := m.UpdateSession(ctx, next)
-		if err != nil {
-			return err
-		}
-		o.states[w][i] = stored
-		o.done[w][i]++
-		return nil
+		s := o.states[w][o.next[w]%len(o.states[w])] // the session o.update writes
+		sent[index[s.SessionID]].Store(s.Version+1, time.Now())
+		return o.update(ctx, m, w)
 	}, newPacer(b.o.rate, conc))
 	if err != nil {
 		return nil, err
