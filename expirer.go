@@ -12,7 +12,7 @@ import (
 // and expirerWorkers the expiries applied at once.
 const (
 	expirerBatch   = 256
-	expirerWorkers = 8
+	expirerWorkers = 32
 )
 
 // RunExpirer applies the expiries of running sessions on time, until ctx is
