@@ -111,6 +111,24 @@ func TestWaitReplicas(t *testing.T) {
 	}
 }
 
+// A server without replicas acknowledges no write with WaitReplicas set:
+// each is reported, and stands. On the fresh fake the write script is not
+// loaded yet, so this also takes the path that sends it whole; the fake has
+// no WAIT at all, which counts as no replica.
+func TestWaitReplicasWithoutReplicas(t *testing.T) {
+	for _, b := range []*backend{newRedisBackend(t), newFakeBackend(t)} {
+		m := b.newManager(&synckairos.Config{WaitReplicas: 1, WaitTimeout: 5 * time.Millisecond})
+		_, err := m.CreateSession(context.Background(), newState("nr", 2))
+		var re *synckairos.ReplicationError
+		if !errors.As(err, &re) || re.Replicas != 0 || re.Version != 1 || re.State == nil || re.State.SessionID != "nr" {
+			t.Fatalf("%s: create: %v (%+v), want a *ReplicationError with 0 replicas", b.name, err, re)
+		}
+		if got := mustGet(t, m, "nr"); got.Version != 1 {
+			t.Fatalf("%s: the create did not stand: %+v", b.name, got)
+		}
+	}
+}
+
 // On a cluster, SubscribeToUpdates listens on every partition's sharded
 // channel, each on the node that owns it, and SubscribeToSession on the
 // session's sharded channel; nothing is subscribed classically but the
