@@ -75,9 +75,8 @@ func (b *bench) audit(ctx context.Context) (*Result, error) {
 
 	o := own(states, conc)
 	writes := &measured{name: "UpdateSession (audited)"}
-	p := &progress{w: b.o.progress, label: "audit: writing", start: time.Now(), total: b.o.duration}
-	pctx, stopProgress := context.WithCancel(ctx)
-	go p.run(pctx)
+	p := &progress{w: b.o.progress, label: "audit: writing", begun: time.Now(), total: b.o.duration}
+	stopProgress := p.start(ctx)
 	runRound(ctx, b.o.duration, conc, writes, func(ctx context.Context, w int) error {
 		return o.update(ctx, m, w)
 	}, p, newPacer(b.o.rate, conc))
@@ -90,9 +89,8 @@ func (b *bench) audit(ctx context.Context) (*Result, error) {
 	}
 
 	// Every commit's row.
-	p = &progress{w: b.o.progress, label: "audit: draining", start: time.Now(), total: 2 * time.Minute}
-	pctx, stopProgress = context.WithCancel(ctx)
-	go p.run(pctx)
+	p = &progress{w: b.o.progress, label: "audit: draining", begun: time.Now(), total: 2 * time.Minute}
+	stopProgress = p.start(ctx)
 	var rows int64
 	for limit := time.Now().Add(2 * time.Minute); ; {
 		if err := pool.QueryRow(ctx, `SELECT count(*) FROM sync_events`).Scan(&rows); err != nil {

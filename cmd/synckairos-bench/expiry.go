@@ -90,9 +90,8 @@ func (b *bench) expiry(ctx context.Context) (*Result, error) {
 	}
 	setupTook := time.Since(setup)
 
-	p := &progress{w: b.o.progress, label: "expiry", start: time.Now(), total: b.o.duration + 2*time.Second}
-	pctx, stopProgress := context.WithCancel(ctx)
-	go p.run(pctx)
+	p := &progress{w: b.o.progress, label: "expiry", begun: time.Now(), total: b.o.duration + 2*time.Second}
+	stopProgress := p.start(ctx)
 	limit := time.Now().Add(b.o.duration + 30*time.Second)
 	for {
 		mu.Lock()

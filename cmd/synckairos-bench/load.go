@@ -54,8 +54,17 @@ type progress struct {
 	w     io.Writer
 	label string
 	ops   atomic.Uint64
-	start time.Time
+	begun time.Time
 	total time.Duration
+}
+
+// start runs the progress line until the returned stop is called; stop
+// returns once the line is cleared, so that two lines never write at once.
+func (p *progress) start(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); p.run(ctx) }()
+	return func() { cancel(); <-done }
 }
 
 func (p *progress) run(ctx context.Context) {
@@ -70,7 +79,7 @@ func (p *progress) run(ctx context.Context) {
 			fmt.Fprintf(p.w, "\r\033[K")
 			return
 		case <-t.C:
-			el := time.Since(p.start)
+			el := time.Since(p.begun)
 			fmt.Fprintf(p.w, "\r\033[K%s  %v/%v  %d ops  %.0f ops/s", p.label, el.Round(time.Second), p.total,
 				p.ops.Load(), float64(p.ops.Load())/el.Seconds())
 		}
@@ -81,10 +90,8 @@ func (p *progress) run(ctx context.Context) {
 // in rounds that alternate between them (ref, op, ref, op, ...) so that both
 // see the machine in the same state; together they take about d.
 func alternate(ctx context.Context, out io.Writer, label string, d time.Duration, conc, rounds int, ref, target *measured, refOp, targetOp op, pace *pacer) {
-	p := &progress{w: out, label: label, start: time.Now(), total: d}
-	pctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); p.run(pctx) }()
+	p := &progress{w: out, label: label, begun: time.Now(), total: d}
+	stop := p.start(ctx)
 	slice := d / time.Duration(2*rounds)
 	for range rounds {
 		if ctx.Err() != nil {
@@ -96,7 +103,6 @@ func alternate(ctx context.Context, out io.Writer, label string, d time.Duration
 		runRound(ctx, slice, conc, target, targetOp, p, pace)
 	}
 	stop()
-	<-done
 }
 
 // pacer spaces each worker's calls every interval; the wait is not part
