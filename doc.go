@@ -193,7 +193,10 @@ sharded channel <prefix>{pNN}:ws:<id>. SubscribeToBroadcasts is a pattern
 subscription, which sharded pub/sub has not: it stays classic, so
 BroadcastToSession publishes each broadcast twice on a cluster, classically
 on <prefix>ws:<id> and on the sharded channel. A single server and the fake
-use the one channel <prefix>session-updates. Each session's messages keep
+use the one channel <prefix>session-updates. (Versions before this one
+published on that channel on a cluster too: on a cluster, move every
+instance to this version together, or old and new will not hear each
+other.) Each session's messages keep
 their order everywhere; the messages of different sessions may interleave
 differently on different subscribers. When a slot moves (a failover or a
 resharding), the subscriptions of its partition move to the new owner and
