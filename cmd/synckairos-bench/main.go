@@ -60,7 +60,27 @@ type options struct {
 	progress     io.Writer
 }
 
-var allScenarios = []string{"get", "update", "mutate-contended", "switch", "pubsub", "expiry", "audit"}
+// scenarios are the scenarios in the order they run.
+var scenarios = []struct {
+	name string
+	run  func(*bench, context.Context) (*Result, error)
+}{
+	{"get", (*bench).get},
+	{"update", (*bench).update},
+	{"mutate-contended", (*bench).mutateContended},
+	{"switch", (*bench).switchCycles},
+	{"pubsub", (*bench).pubsub},
+	{"expiry", (*bench).expiry},
+	{"audit", (*bench).audit},
+}
+
+func scenarioNames() []string {
+	names := make([]string, len(scenarios))
+	for i, s := range scenarios {
+		names[i] = s.name
+	}
+	return names
+}
 
 func main() {
 	o, err := parseFlags(os.Args[1:], os.Stderr)
@@ -96,13 +116,13 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("synckairos-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o := &options{progress: stderr}
-	var scenarios string
+	var list string
 	var quiet bool
 	fs.StringVar(&o.redisURL, "redis", cmp.Or(os.Getenv("SYNCKAIROS_REDIS_URL"), "redis://127.0.0.1:6379/0"),
 		"Redis URL; a cluster as redis://host1:port1?addr=host2:port2 (default $SYNCKAIROS_REDIS_URL)")
 	fs.StringVar(&o.postgresURL, "postgres", cmp.Or(os.Getenv("SYNCKAIROS_DATABASE_URL"), "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"),
 		"Postgres URL for the audit scenario (default $SYNCKAIROS_DATABASE_URL)")
-	fs.StringVar(&scenarios, "scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios to run")
+	fs.StringVar(&list, "scenarios", strings.Join(scenarioNames(), ","), "comma-separated scenarios to run")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long each scenario runs, its reference included")
 	fs.IntVar(&o.sessions, "sessions", 0, "sessions (default: get/update/switch 1000, mutate-contended 4, pubsub 100, expiry 10000, audit 208)")
 	fs.IntVar(&o.concurrency, "concurrency", 0, "goroutines (default: get/update/switch 64, mutate-contended 50, pubsub 1 writer, audit 16 writers)")
@@ -122,10 +142,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	for _, s := range strings.Split(scenarios, ",") {
+	for _, s := range strings.Split(list, ",") {
 		s = strings.TrimSpace(s)
-		if !slices.Contains(allScenarios, s) {
-			return nil, fmt.Errorf("unknown scenario %q; the scenarios are %s", s, strings.Join(allScenarios, ", "))
+		if !slices.Contains(scenarioNames(), s) {
+			return nil, fmt.Errorf("unknown scenario %q; the scenarios are %s", s, strings.Join(scenarioNames(), ", "))
 		}
 		o.scenarios = append(o.scenarios, s)
 	}

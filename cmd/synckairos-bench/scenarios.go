@@ -96,21 +96,10 @@ func (b *bench) manager(client rueidis.Client, cfg synckairos.Config) (*synckair
 }
 
 func (b *bench) scenario(ctx context.Context, name string) (*Result, error) {
-	switch name {
-	case "get":
-		return b.get(ctx)
-	case "update":
-		return b.update(ctx)
-	case "mutate-contended":
-		return b.mutateContended(ctx)
-	case "switch":
-		return b.switchCycles(ctx)
-	case "pubsub":
-		return b.pubsub(ctx)
-	case "expiry":
-		return b.expiry(ctx)
-	case "audit":
-		return b.audit(ctx)
+	for _, s := range scenarios {
+		if s.name == name {
+			return s.run(b, ctx)
+		}
 	}
 	return nil, fmt.Errorf("unknown scenario %q", name)
 }

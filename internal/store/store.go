@@ -226,14 +226,15 @@ func (s *Store) Write(ctx context.Context, w Write) (Result, error) {
 // writes; rueidis sends a pipeline holding a blocking command on a pooled
 // connection of its own, so the WAIT blocks no other caller).
 func (s *Store) writeAndWait(ctx context.Context, keys, args []string) ([]rueidis.RedisMessage, int64, error) {
-	wait := s.client.B().Wait().Numreplicas(s.waitReplicas).Timeout(max(s.waitTimeout.Milliseconds(), 1)).Build().SetSlot(keys[0])
-	script := s.client.B().Evalsha().Sha1(writeSHA).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
-	res := s.client.DoMulti(ctx, script, wait)
+	// A command is consumed by the call that sends it: build WAIT per call.
+	wait := func() rueidis.Completed {
+		return s.client.B().Wait().Numreplicas(s.waitReplicas).Timeout(max(s.waitTimeout.Milliseconds(), 1)).Build().SetSlot(keys[0])
+	}
+	n := int64(len(keys))
+	res := s.client.DoMulti(ctx, s.client.B().Evalsha().Sha1(writeSHA).Numkeys(n).Key(keys...).Arg(args...).Build(), wait())
 	if re, ok := rueidis.IsRedisErr(res[0].Error()); ok && re.IsNoScript() {
 		// Not loaded on this node yet: the script did not run.
-		script = s.client.B().Eval().Script(writeSource).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
-		wait = s.client.B().Wait().Numreplicas(s.waitReplicas).Timeout(max(s.waitTimeout.Milliseconds(), 1)).Build().SetSlot(keys[0])
-		res = s.client.DoMulti(ctx, script, wait)
+		res = s.client.DoMulti(ctx, s.client.B().Eval().Script(writeSource).Numkeys(n).Key(keys...).Arg(args...).Build(), wait())
 	}
 	vals, err := res[0].ToArray()
 	if err != nil {
