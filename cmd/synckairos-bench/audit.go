@@ -122,7 +122,7 @@ func (b *bench) audit(ctx context.Context) (*Result, error) {
 	r := &Result{Scenario: "audit", Params: b.params(n, conc, "rate", b.o.rate, "river_workers", 10), Op: lag,
 		LostUpdates: committed - rows}
 	r.withReference(writes.stats())
-	r.RatioP50 = 0
+	r.RatioP50 = 0 // a lag over a write latency says nothing
 	drain := "-"
 	if rows > rowsAtStop && last.After(writersDone) {
 		drain = fmt.Sprintf("%.0f (%d rows in %v)", float64(rows-rowsAtStop)/last.Sub(writersDone).Seconds(),

@@ -111,7 +111,6 @@ func (b *bench) expiry(ctx context.Context) (*Result, error) {
 	r := &Result{Scenario: "expiry", Params: b.params(n, 1, "expirers", 1, "expirer_interval", synckairos.DefaultExpirerInterval.String()),
 		Op: st, LostUpdates: int64(n - len(expired))}
 	r.withReference(refM.stats())
-	r.RatioThroughput = 0
 	r.Extra = map[string]any{
 		"expired":                    len(expired),
 		"resyncs":                    resyncs,

@@ -501,7 +501,6 @@ func (b *bench) pubsub(ctx context.Context) (*Result, error) {
 	st := statsOf("delivery, write start → callback", &delivery, 0, 0, nil)
 	r := &Result{Scenario: "pubsub", Params: b.params(n, conc, "subscribers", subs, "rate", b.o.rate), Op: st, LostUpdates: missing}
 	r.withReference(refStats)
-	r.RatioThroughput = 0
 	stored, err := lost(ctx, m, o, 1)
 	if err != nil {
 		return nil, err
