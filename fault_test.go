@@ -10,6 +10,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/synckairos/synckairos"
+	"github.com/synckairos/synckairos/internal/testenv"
 	"github.com/synckairos/synckairos/synckairostest"
 )
 
@@ -147,7 +148,7 @@ func TestSubscriptionGoroutinesEnd(t *testing.T) {
 			events.waitFor(t, 1)
 			s1.Close()
 			s2.Close()
-			goleak.VerifyNone(t, before)
+			testenv.NoLeaks(t, before)
 		})
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/synckairos/synckairos/audit"
 	"github.com/synckairos/synckairos/internal/keys"
 	"github.com/synckairos/synckairos/internal/rediscluster"
+	"github.com/synckairos/synckairos/internal/testenv"
 )
 
 // TestFailover kills a master of a Redis Cluster while sessions are written,
@@ -34,7 +35,7 @@ func TestFailover(t *testing.T) {
 		// are closed. rueidis's cluster client leaves a goroutine sleeping
 		// out a topology refresh backoff, or a delayed refresh, after Close;
 		// it ends by itself.
-		goleak.VerifyNone(t, before, goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*clusterClient)._refresh.func2"),
+		testenv.NoLeaks(t, before, goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*clusterClient)._refresh.func2"),
 			goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*call).DelayDo.func1"))
 	})
 	c, err := rediscluster.Start(context.Background(), 3)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+	"go.uber.org/goleak"
 
 	"github.com/synckairos/synckairos/internal/rediscluster"
 )
@@ -108,5 +109,24 @@ func DeletePrefix(tb testing.TB, c rueidis.Client, prefix string) {
 	ctx := context.Background()
 	for _, key := range ScanPrefix(tb, c, prefix) {
 		c.Do(ctx, c.B().Del().Key(key).Build())
+	}
+}
+
+// NoLeaks fails the test if goroutines remain that opts do not ignore, after
+// waiting up to 5 s for them to end: under load, a goroutine of a closed
+// connection (the fake server's side of it, say) takes a moment to see the
+// close, longer than goleak's own half-second of retries.
+func NoLeaks(tb testing.TB, opts ...goleak.Option) {
+	tb.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := goleak.Find(opts...)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
