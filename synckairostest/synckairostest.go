@@ -65,6 +65,10 @@ func (s *Server) NewClient() (rueidis.Client, error) {
 		// would make rueidis a cluster client, and the Manager use sharded
 		// pub/sub, which miniredis lacks.
 		ForceSingleClient: true,
+		// One pipelined connection, opened by the first command: an
+		// in-process server gains nothing from more, and tests that count
+		// goroutines see no connection dialled later.
+		PipelineMultiplex: -1,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("synckairostest: connect to miniredis: %w", err)
