@@ -46,6 +46,11 @@ func TestFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Stop)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the cluster's logs:\n%s", c.Logs(40))
+		}
+	})
 	ctx := context.Background()
 
 	p := newPipelineOn(t, c.URL(), nil)

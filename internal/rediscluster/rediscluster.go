@@ -78,16 +78,63 @@ func Start(ctx context.Context, masters int) (*Cluster, error) {
 		c.Stop()
 		return nil, err
 	}
-	// Every master has its replica online, so that WAIT can count it.
+	// Every master streams its writes to its replica. After the initial
+	// sync a master holds them back until the replica's first REPLCONF ACK,
+	// up to a second later; a master killed before that takes every write
+	// since with it. A write that a replica acknowledged (WAIT) proves the
+	// stream runs.
 	for _, a := range c.Masters(ctx) {
-		if err := waitFor(ctx, func() bool {
-			return strings.Contains(c.run(ctx, cli, a, "INFO", "replication"), "state=online")
-		}); err != nil {
+		key, err := c.keyOn(ctx, a)
+		if err == nil {
+			err = waitFor(ctx, func() bool {
+				// Answers: OK, the replicas that acknowledged, 1.
+				out := strings.Fields(c.runInput(ctx, a, "SET "+key+" 1\nWAIT 1 1000\nDEL "+key+"\n"))
+				return len(out) == 3 && out[1] == "1"
+			})
+		}
+		if err != nil {
 			c.Stop()
-			return nil, fmt.Errorf("rediscluster: master %s has no replica online: %w", a, err)
+			return nil, fmt.Errorf("rediscluster: master %s streams to no replica: %w", a, err)
 		}
 	}
 	return c, nil
+}
+
+// keyOn returns a key in the first slot the master at addr serves.
+func (c *Cluster) keyOn(ctx context.Context, addr string) (string, error) {
+	for line := range strings.Lines(c.run(ctx, c.cli, addr, "CLUSTER", "NODES")) {
+		f := strings.Fields(line)
+		if len(f) < 9 || !strings.Contains(f[2], "myself") {
+			continue
+		}
+		lo, _, _ := strings.Cut(f[8], "-")
+		slot, err := strconv.Atoi(lo)
+		if err != nil {
+			break
+		}
+		for i := 0; ; i++ {
+			if key := "rediscluster-probe-" + strconv.Itoa(i); int(crc16([]byte(key))%16384) == slot {
+				return key, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("rediscluster: %s serves no slot", addr)
+}
+
+// crc16 is the CRC16-CCITT (XModem) by which Redis Cluster hashes keys.
+func crc16(b []byte) uint16 {
+	var crc uint16
+	for _, c := range b {
+		crc ^= uint16(c) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return crc
 }
 
 // WaitHealthy waits until every live node reports the cluster state ok,
@@ -248,6 +295,19 @@ func (c *Cluster) Stop() {
 	os.RemoveAll(c.dir)
 }
 
+// Logs returns the last lines of every node's log, for a failing test to
+// show what the cluster did.
+func (c *Cluster) Logs(lines int) string {
+	var b strings.Builder
+	for _, a := range c.Addrs {
+		_, port, _ := net.SplitHostPort(a)
+		data, _ := os.ReadFile(filepath.Join(c.dir, port+".log"))
+		all := strings.Split(strings.TrimSpace(string(data)), "\n")
+		fmt.Fprintf(&b, "--- node %s (killed: %v)\n%s\n", a, c.dead[a], strings.Join(all[max(len(all)-lines, 0):], "\n"))
+	}
+	return b.String()
+}
+
 // URL returns a rueidis URL naming every node.
 func (c *Cluster) URL() string {
 	u := "redis://" + c.Addrs[0]
@@ -264,6 +324,16 @@ func (c *Cluster) URL() string {
 func (c *Cluster) run(ctx context.Context, cli, addr string, args ...string) string {
 	host, port, _ := net.SplitHostPort(addr)
 	out, _ := exec.CommandContext(ctx, cli, append([]string{"-h", host, "-p", port}, args...)...).Output()
+	return string(bytes.TrimSpace(out))
+}
+
+// runInput runs redis-cli at addr with input as its commands, on one
+// connection.
+func (c *Cluster) runInput(ctx context.Context, addr, input string) string {
+	host, port, _ := net.SplitHostPort(addr)
+	cmd := exec.CommandContext(ctx, c.cli, "-h", host, "-p", port)
+	cmd.Stdin = strings.NewReader(input)
+	out, _ := cmd.Output()
 	return string(bytes.TrimSpace(out))
 }
 
