@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -294,7 +295,9 @@ func TestWorkerRetries(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// Two jobs may fail in either order: their retries back off with jitter.
 	events := failed()
+	slices.SortFunc(events, func(a, b audit.Event) int { return int(a.Version - b.Version) })
 	if len(events) != 2 || events[0].SessionID != "always-0" || events[0].Type != synckairos.EventSessionCreated ||
 		events[1].Type != synckairos.EventSessionDeleted {
 		t.Fatalf("hook got %+v", events)
