@@ -95,6 +95,68 @@ func BenchmarkMutateSession(b *testing.B) {
 	})
 }
 
+// BenchmarkSwitchCycleWithMove measures a switch that carries the host's
+// move (SwitchOptions.Edit, plus the Turn it ends) against a plain switch,
+// alternately in the same iterations, on two sessions:
+//
+//	go test -run '^$' -bench SwitchCycleWithMove -count 6 -benchtime 5000x .
+//
+// x-plain-p50 is the ratio of their medians; both are one read and one
+// write.
+func BenchmarkSwitchCycleWithMove(b *testing.B) {
+	m, raw, plain := benchSetup(b, redisURL(), 2)
+	ctx := context.Background()
+	in := plain.Clone()
+	in.SessionID = "bench-move"
+	in.Version, in.LastTransition = 0, nil
+	moved, err := m.CreateSession(ctx, in)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var lat, plainLat, rawLat []time.Duration
+	turn := moved.Turn
+	switchPlain := func() {
+		start := time.Now()
+		if _, err := m.SwitchCycle(ctx, plain.SessionID, nil); err != nil {
+			b.Fatal(err)
+		}
+		plainLat = append(plainLat, time.Since(start))
+	}
+	switchWithMove := func() {
+		start := time.Now()
+		r, err := m.SwitchCycle(ctx, moved.SessionID, &synckairos.SwitchOptions{Turn: turn, Edit: func(s *synckairos.State) error {
+			s.Metadata["last_move"] = "e2e4"
+			return nil
+		}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(start))
+		turn = r.State.Turn
+	}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		start := time.Now()
+		raw.get()
+		rawLat = append(rawLat, time.Since(start))
+		if i%2 == 0 { // neither always first
+			switchPlain()
+			switchWithMove()
+		} else {
+			switchWithMove()
+			switchPlain()
+		}
+	}
+	b.StopTimer()
+	p50 := func(d []time.Duration) time.Duration { slices.Sort(d); return d[len(d)/2] }
+	withMove, plainP50, rawP50 := p50(lat), p50(plainLat), p50(rawLat)
+	b.ReportMetric(float64(withMove.Nanoseconds()), "p50-ns")
+	b.ReportMetric(float64(plainP50.Nanoseconds()), "plain-p50-ns")
+	b.ReportMetric(float64(rawP50.Nanoseconds()), "raw-p50-ns")
+	b.ReportMetric(float64(withMove)/float64(plainP50), "x-plain-p50")
+	b.ReportMetric(float64(withMove)/float64(rawP50), "x-raw-p50")
+}
+
 // benchSetup returns a Manager on the real Redis, a raw GET of a value as
 // large as its session's JSON on the same client, and the stored session of
 // n participants.

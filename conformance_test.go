@@ -72,6 +72,7 @@ func TestCreateAndGet(t *testing.T) {
 		want := in.Clone()
 		want.Status, want.Version = synckairos.StatusPending, 1
 		want.CreatedAt, want.UpdatedAt = created.CreatedAt, created.UpdatedAt
+		want.LastTransition = &synckairos.Transition{Type: synckairos.EventSessionCreated, Version: 1, At: created.CreatedAt}
 		want.Participants[0].Index, want.Participants[1].Index = 0, 1
 		want.Participants[1].IsActive = true
 		if diff := cmp.Diff(want, created); diff != "" {
@@ -342,7 +343,7 @@ func TestMutateSession(t *testing.T) {
 		mustCreate(t, m, newState("mut", 2))
 		got, err := m.MutateSession(ctx, "mut", func(s *synckairos.State) error {
 			s.ActiveParticipantID = "p1"
-			s.Status = synckairos.StatusRunning
+			s.Status = synckairos.StatusPaused
 			return nil
 		})
 		if err != nil {

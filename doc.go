@@ -53,7 +53,11 @@ the Redis server clock (Manager.Now), so nothing ticks.
 	})
 
 Every state is validated before anything is written (*StateError names the
-field and the limit), and is stored with millisecond precision.
+field and the limit), and is stored with millisecond precision. What cannot
+be right is refused: a time control the mode does not use (an Increment in
+ModeGlobal, a Delay outside ModePerParticipant, a Delay without its
+DelayMode), a status without what it needs (running without an active
+participant or a cycle start), a timed session whose starting bank is zero.
 
 # Clocks
 
@@ -63,11 +67,17 @@ compare-and-set below, so that it is exact under concurrency and the same on
 every instance:
 
 	m.StartSession(ctx, "game-42")
-	m.SwitchCycle(ctx, "game-42", &synckairos.SwitchOptions{From: "white"})
+	m.SwitchCycle(ctx, "game-42", &synckairos.SwitchOptions{From: "white", Turn: 1})
 	m.PauseSession(ctx, "game-42") // and ResumeSession, CompleteSession, CancelSession, AddTime
 
 	now, _ := m.Now(ctx)
 	left := s.RemainingAt(now) // the running bank; ParticipantRemainingAt for any player
+
+Time is exact to the millisecond: a transition takes the time in whole
+milliseconds from the moment it is read, and never earlier than the start
+of the running cycle, so what the banks are charged over a whole session is
+exactly the session's running time by the server clock, on any number of
+instances. Transition.Used, Increment, Refund and Added keep the account.
 
 ModePerParticipant runs the active player's bank, with a Fischer Increment
 after each completed turn and a Bronstein or simple Delay; ModePerCycle gives
@@ -88,6 +98,52 @@ A transition not allowed in the session's status fails with a
 *TransitionError (ErrInvalidTransition) and changes nothing, with one
 exception: when the session's time ran out before the call, the expiry is
 written anyway, and the call returns the written state along with its error.
+Every refusal carries the current state (TransitionError.Current,
+TurnError.Current), so a refused move needs no second read.
+
+# A move is one write
+
+A game server commits the move (the board, the score, its own fields) and
+the clock switch as one compare-and-set: one version, one event, one audit
+row. SwitchOptions.Edit applies the host's change to the state the switch
+writes, and SwitchOptions.Turn names the turn the move ends, so that a
+retried or duplicated "I moved" is refused with ErrTurnEnded (a *TurnError
+with the current state), told apart from "not your turn" (ErrNotActive):
+
+	r, err := m.SwitchCycle(ctx, "game-42", &synckairos.SwitchOptions{
+		From: "white",
+		Turn: seen.Turn, // the turn the client saw
+		Edit: func(s *synckairos.State) error {
+			s.Metadata["fen"] = fen // the move, in the same write
+			return nil
+		},
+	})
+
+Every transition is also a pure method of State (Start, Switch, Pause,
+Resume, Complete, Cancel, AddTime) taking the time, so that a MutateSession
+callback can commit any of them with the host's change, using Manager.Now:
+
+	m.MutateSession(ctx, "game-42", func(s *synckairos.State) error {
+		now, err := m.Now(ctx)
+		if err != nil {
+			return err
+		}
+		if err := s.Complete(now); err != nil { // white resigns
+			return err
+		}
+		s.Metadata["result"] = "0-1"
+		return nil
+	})
+
+Inside such a callback (or an Edit), a call of the Manager for the same
+session fails at once with ErrReentrant rather than waiting for itself.
+
+Each write records what it did in State.LastTransition: its type (the audit
+event type, such as EventCycleSwitched or EventParticipantExpired) and its
+facts: who ended the turn and who is next, the time the turn used, the
+increment and refund given, the time added and to whom, who expired.
+Subscribers get it as SessionEvent.Transition, the outbox and the audit
+rows with the state: nobody compares states to learn that black flagged.
 
 # Compare-and-set
 
@@ -148,10 +204,13 @@ its client.
 
 The updates channel is <prefix>session-updates; its messages are JSON:
 
-	{"kind":"updated","session_id":"game-42","version":3,"state":{...}}
+	{"format":2,"kind":"updated","session_id":"game-42","version":3,"state":{...}}
 
-kind is "created", "updated" or "deleted"; a deletion carries no state and
-the version after the last one. Broadcasts go to <prefix>ws:<sessionID>.
+kind is "created", "updated", "deleted" or "restored"; a deletion carries no
+state and the version after the last one. The state carries the change's
+last_transition. docs/WIRE.md in the repository documents the format and its
+versions for readers in other languages. Broadcasts go to
+<prefix>ws:<sessionID>.
 
 # Audit trail
 
@@ -218,9 +277,11 @@ subscriptions, the relay and the expirer carry on by themselves.
 # Errors
 
 Errors match the sentinels ErrSessionNotFound, ErrSessionExists,
-ErrVersionConflict, ErrInvalidState, ErrCorruptState, ErrNotReplicated and
-ErrClosed with
-errors.Is. Stored bytes that do not decode give ErrCorruptState with the
+ErrVersionConflict, ErrInvalidState, ErrCorruptState, ErrInvalidTransition,
+ErrNotActive, ErrTurnEnded, ErrParticipantNotFound, ErrReentrant,
+ErrNotReplicated and ErrClosed with errors.Is; the typed errors
+*ConflictError, *StateError, *TransitionError, *TurnError and
+*ReplicationError carry what the caller needs next. Stored bytes that do not decode give ErrCorruptState with the
 session ID, never a panic.
 */
 package synckairos

@@ -497,9 +497,11 @@ func TestEngineProperties(t *testing.T) {
 		id := fmt.Sprint("prop-", seq)
 		n := 2 + rng.IntN(3)
 		initial := time.Duration(30+rng.IntN(300)) * time.Second
-		ps := players(initial, "p0", "p1", "p2", "p3", "p4")[:n]
 		mode := []synckairos.Mode{synckairos.ModePerParticipant, synckairos.ModeGlobal}[rng.IntN(2)]
-		state := &synckairos.State{SessionID: id, Mode: mode, Participants: ps, TotalTime: initial}
+		state := &synckairos.State{SessionID: id, Mode: mode, Participants: players(initial, "p0", "p1", "p2", "p3", "p4")[:n]}
+		if mode == synckairos.ModeGlobal {
+			state.Participants, state.TotalTime = players(0, "p0", "p1", "p2", "p3", "p4")[:n], initial
+		}
 		s := mustCreate(t, m, state)
 		total := func(s *synckairos.State) time.Duration {
 			var t time.Duration

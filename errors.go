@@ -48,9 +48,18 @@ func corrupt(sessionID string, cause error) error {
 var (
 	// ErrInvalidTransition matches every *TransitionError.
 	ErrInvalidTransition = errors.New("synckairos: transition not allowed")
-	// ErrNotActive is returned by SwitchCycle when SwitchOptions.From is not
-	// the active participant: the switch was made already, or by another.
+	// ErrNotActive matches a *TurnError refusing a switch by a participant
+	// whose turn it is not.
 	ErrNotActive = errors.New("synckairos: participant is not the active one")
+	// ErrTurnEnded matches a *TurnError refusing a switch that names a turn
+	// (SwitchOptions.Turn) that has already ended: most often a duplicate of
+	// a switch already made.
+	ErrTurnEnded = errors.New("synckairos: turn already ended")
+	// ErrReentrant is returned by a call of the Manager for a session made
+	// from inside a MutateSession callback (or a SwitchOptions.Edit) for the
+	// same session on the same Manager, which would otherwise wait for
+	// itself. Call the State's transitions on the callback's state instead.
+	ErrReentrant = errors.New("synckairos: called from inside a MutateSession callback for the same session")
 	// ErrParticipantNotFound is returned for a participant ID a session
 	// does not have.
 	ErrParticipantNotFound = errors.New("synckairos: participant not found")
@@ -63,6 +72,10 @@ type TransitionError struct {
 	Transition string // "start", "switch", "pause", "resume", …
 	Status     Status // the session's status
 	Allowed    []Status
+	// Current is the session's current state, so that a refused call needs
+	// no second read; it is nil when the refusal came from a State's
+	// transition called directly.
+	Current *State
 }
 
 // Error names the transition, the status and the statuses it needs.
@@ -72,6 +85,39 @@ func (e *TransitionError) Error() string {
 
 // Is reports whether target is ErrInvalidTransition.
 func (e *TransitionError) Is(target error) bool { return target == ErrInvalidTransition }
+
+// TurnError is a switch refused because of whose turn it is. It matches
+// ErrNotActive (SwitchOptions.From is not the active participant) or
+// ErrTurnEnded (SwitchOptions.Turn has ended already), and carries the
+// current state.
+type TurnError struct {
+	// Err is ErrNotActive or ErrTurnEnded.
+	Err       error
+	SessionID string
+	// Participant is SwitchOptions.From; Turn is SwitchOptions.Turn.
+	Participant string
+	Turn        int64
+	// Active is the participant whose turn it is, when that is the reason.
+	Active string
+	// Current is the session's current state; nil when the refusal came
+	// from State.Switch called directly.
+	Current *State
+}
+
+// Error says who asked, for which turn, and why it was refused.
+func (e *TurnError) Error() string {
+	who := "a switch"
+	if e.Participant != "" {
+		who = fmt.Sprintf("%q", e.Participant)
+	}
+	if e.Err == ErrTurnEnded {
+		return fmt.Sprintf("%v: %s ends turn %d of session %q, which has ended", e.Err, who, e.Turn, e.SessionID)
+	}
+	return fmt.Sprintf("%v: %s asked to switch session %q, but %q is active", e.Err, who, e.SessionID, e.Active)
+}
+
+// Unwrap returns Err.
+func (e *TurnError) Unwrap() error { return e.Err }
 
 func participantNotFound(sessionID, id string) error {
 	return fmt.Errorf("%w: %q in session %q", ErrParticipantNotFound, id, sessionID)

@@ -70,17 +70,24 @@ func ExampleManager_MutateSession() {
 		log.Fatal(err)
 	}
 
+	// A transition and the host's own change, committed as one version.
 	s, err := m.MutateSession(ctx, "turns", func(s *synckairos.State) error {
-		s.Status = synckairos.StatusRunning
-		s.ActiveParticipantID = "bob"
+		now, err := m.Now(ctx)
+		if err != nil {
+			return err
+		}
+		if err := s.Start(now); err != nil {
+			return err
+		}
+		s.Metadata = map[string]string{"board": "empty"}
 		return nil
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(s.Version, s.Status, s.ActiveParticipantID, s.Participants[1].IsActive)
+	fmt.Println(s.Version, s.Status, s.ActiveParticipantID, s.LastTransition.Type, s.Metadata["board"])
 	// Output:
-	// 2 running bob true
+	// 2 running ann session_started empty
 }
 
 func ExampleConflictError() {

@@ -76,7 +76,7 @@ func (m *Manager) expireDue(ctx context.Context) error {
 // expireOne applies a session's due expiries; a session no longer due (it
 // switched, paused or was expired by another instance) is left alone.
 func (m *Manager) expireOne(ctx context.Context, id string) error {
-	_, err := m.transition(ctx, id, func(*State, time.Time) (string, error) { return "", nil })
+	_, _, err := m.mutate(ctx, id, false, func(s *State, now time.Time) (bool, error) { return s.expireDue(now), nil })
 	if errors.Is(err, ErrSessionNotFound) {
 		// Gone (deleted, or expired by its TTL): drop its index entry.
 		if err := m.store.Forget(ctx, id); err != nil {

@@ -18,6 +18,7 @@ type refState struct {
 	Mode                Mode              `json:"mode"`
 	Status              Status            `json:"status"`
 	Version             int64             `json:"version"`
+	Turn                int64             `json:"turn"`
 	Participants        []refParticipant  `json:"participants"`
 	ActiveParticipantID string            `json:"active_participant_id"`
 	TotalTime           int64             `json:"total_time_ms"`
@@ -34,7 +35,23 @@ type refState struct {
 	SessionCompletedAt  *time.Time        `json:"session_completed_at"`
 	CreatedAt           *time.Time        `json:"created_at"`
 	UpdatedAt           *time.Time        `json:"updated_at"`
+	LastTransition      *refTransition    `json:"last_transition,omitempty"`
 	Metadata            map[string]string `json:"metadata,omitempty"`
+	Data                json.RawMessage   `json:"data,omitempty"`
+}
+
+type refTransition struct {
+	Type        string    `json:"type"`
+	Version     int64     `json:"version"`
+	At          time.Time `json:"at"`
+	From        string    `json:"from,omitempty"`
+	To          string    `json:"to,omitempty"`
+	Participant string    `json:"participant_id,omitempty"`
+	Used        int64     `json:"used_ms,omitempty"`
+	Increment   int64     `json:"increment_ms,omitempty"`
+	Refund      int64     `json:"refund_ms,omitempty"`
+	Added       int64     `json:"added_ms,omitempty"`
+	Expired     []string  `json:"expired,omitempty"`
 }
 
 type refGroup struct {
@@ -87,7 +104,13 @@ func refDecode(b []byte) (*State, error) {
 		CycleStartedAt:      utc(r.CycleStartedAt), SessionStartedAt: utc(r.SessionStartedAt),
 		SessionCompletedAt: utc(r.SessionCompletedAt),
 		CreatedAt:          value(r.CreatedAt), UpdatedAt: value(r.UpdatedAt),
-		Metadata: r.Metadata,
+		Metadata: r.Metadata, Turn: r.Turn, Data: r.Data,
+	}
+	if t := r.LastTransition; t != nil {
+		ms := func(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
+		s.LastTransition = &Transition{Type: t.Type, Version: t.Version, At: t.At.UTC(), From: t.From, To: t.To,
+			Participant: t.Participant, Used: ms(t.Used), Increment: ms(t.Increment), Refund: ms(t.Refund),
+			Added: ms(t.Added), Expired: t.Expired}
 	}
 	for _, g := range r.Groups {
 		s.Groups = append(s.Groups, Group{ID: g.ID, TotalTime: time.Duration(g.TotalTime) * time.Millisecond,
@@ -126,6 +149,11 @@ func sampleStates() []*State {
 		Delay: 5 * time.Second, DelayMode: DelayBronstein, OnExpiry: ExpiryContinue, CycleElapsed: 1500 * time.Millisecond,
 		Groups:         []Group{{ID: "g1", TotalTime: time.Minute, TimeUsed: time.Second}, {ID: "g2", HasExpired: true}},
 		CycleStartedAt: &at, SessionStartedAt: &at, SessionCompletedAt: &at, CreatedAt: at, UpdatedAt: at,
+		Turn: 1 << 33,
+		LastTransition: &Transition{Type: EventSessionExpired, Version: 1 << 40, At: at, From: "😀", To: `"x"`,
+			Participant: "ünï", Used: time.Hour, Increment: time.Second, Refund: 5 * time.Second, Added: -time.Minute,
+			Expired: []string{"😀", "ünï"}},
+		Data: json.RawMessage(`{"board":["r","n",null],"fen":"8/8 w - -","n":1.5e3,"s":"\u00e9\""}`),
 		Metadata: map[string]string{
 			"html":    "<script>&</script>",
 			"lines":   "a\nb\r\nc\td",
@@ -178,7 +206,11 @@ func toRef(s *State) *refState {
 		TotalTime:           ms(s.TotalTime), TimePerCycle: ms(s.TimePerCycle), Increment: ms(s.Increment), MaxTime: ms(s.MaxTime),
 		Delay: ms(s.Delay), DelayMode: s.DelayMode, OnExpiry: s.OnExpiry, CycleElapsed: ms(s.CycleElapsed),
 		CycleStartedAt: s.CycleStartedAt, SessionStartedAt: s.SessionStartedAt, SessionCompletedAt: s.SessionCompletedAt,
-		CreatedAt: &s.CreatedAt, UpdatedAt: &s.UpdatedAt, Metadata: s.Metadata,
+		CreatedAt: &s.CreatedAt, UpdatedAt: &s.UpdatedAt, Metadata: s.Metadata, Turn: s.Turn, Data: s.Data,
+	}
+	if t := s.LastTransition; t != nil {
+		r.LastTransition = &refTransition{t.Type, t.Version, t.At, t.From, t.To, t.Participant,
+			ms(t.Used), ms(t.Increment), ms(t.Refund), ms(t.Added), t.Expired}
 	}
 	for _, g := range s.Groups {
 		r.Groups = append(r.Groups, refGroup{g.ID, ms(g.TotalTime), ms(g.TimeUsed), g.HasExpired})

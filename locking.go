@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/synckairos/synckairos/internal/keylock"
 	"github.com/synckairos/synckairos/internal/store"
 )
 
@@ -34,32 +35,38 @@ func (e *ConflictError) Is(target error) bool { return target == ErrVersionConfl
 // UpdateSession stores s if the stored session is still at s.Version, in one
 // atomic step with its announcement, and returns the stored state at
 // s.Version+1. UpdatedAt is set by the Manager, and s itself is not modified.
+// Its LastTransition is EventSessionUpdated, unless s holds a transition made
+// on it by one of the State's transitions (State.Switch, …), which is then
+// committed as that transition.
 //
 // It returns a *ConflictError (errors.Is(err, ErrVersionConflict)) if the
 // session has moved on, ErrSessionNotFound if it does not exist, and a
 // *StateError if s is invalid. In each case nothing is written.
 func (m *Manager) UpdateSession(ctx context.Context, s *State) (*State, error) {
-	return m.update(ctx, s, EventSessionUpdated)
-}
-
-// update is UpdateSession with the audit event type of the change.
-func (m *Manager) update(ctx context.Context, s *State, eventType string) (*State, error) {
 	next, now, err := m.prepare(ctx, s, "the version that was read")
 	if err != nil {
 		return nil, err
 	}
-	return m.write(ctx, s.Version, next, now, eventType)
+	return m.write(ctx, s.Version, next, now)
 }
 
-// write stores next, a validated copy, at expected+1 as of now.
-func (m *Manager) write(ctx context.Context, expected int64, next *State, now time.Time, eventType string) (*State, error) {
+// write stores next, a validated copy, at expected+1 as of now, as the
+// change next.LastTransition names when it was made for that version, or
+// else as an update.
+func (m *Manager) write(ctx context.Context, expected int64, next *State, now time.Time) (*State, error) {
 	next.Version = expected + 1
+	if t := next.LastTransition; t == nil || t.Version != next.Version {
+		next.LastTransition = &Transition{Type: EventSessionUpdated, Version: next.Version, At: now}
+	}
 	next.UpdatedAt = now
+	if next.LastTransition.At.After(now) {
+		next.UpdatedAt = next.LastTransition.At
+	}
 	next.normalize()
 	b := next.appendJSON(nil)
 	deadline, _ := next.Deadline()
 	r, err := m.store.Write(ctx, store.Write{Op: "update", SessionID: next.SessionID, Expected: expected, State: b,
-		EventType: eventType, At: now, Deadline: deadline})
+		EventType: next.LastTransition.Type, At: next.UpdatedAt, Deadline: deadline})
 	if err != nil {
 		return nil, m.storeError("update", next.SessionID, err)
 	}
@@ -129,12 +136,15 @@ const (
 // fn receives a copy it may change freely, except for SessionID and Version;
 // it may be called more than once, each time with the then current state, so
 // it must not have effects outside that state. An error from fn stops
-// MutateSession and is returned as it is, with nothing written.
+// MutateSession and is returned as it is, with nothing written. fn may apply
+// one of the State's transitions (State.Switch, State.Complete, …, with the
+// time from Manager.Now): the write then commits that transition together
+// with fn's own change, as one version and one event.
 //
 // Calls for one session from one Manager take turns, so that they never
-// conflict with each other, only with other instances; fn must therefore not
-// call MutateSession for the same session on the same Manager, which would
-// wait for itself until ctx is done.
+// conflict with each other, only with other instances. A call of the Manager
+// for the same session from inside fn would wait for itself: it fails at
+// once with ErrReentrant.
 //
 // The first retry runs at once on the state carried by the conflict, which is
 // fresh at that moment. Later retries wait (10 ms, 20 ms, 40 ms, … with
@@ -142,69 +152,81 @@ const (
 // while waiting. When attempts run out, the last *ConflictError is returned;
 // an update is never lost once MutateSession has returned it.
 func (m *Manager) MutateSession(ctx context.Context, id string, fn func(*State) error) (*State, error) {
-	return m.mutate(ctx, id, func(s *State, _ time.Time) (string, error) {
-		if err := fn(s); err != nil {
-			return "", err
-		}
-		return EventSessionUpdated, nil
+	s, _, err := m.mutate(ctx, id, true, func(s *State, _ time.Time) (bool, error) {
+		return true, fn(s)
 	})
+	return s, err
 }
 
 // mutate is MutateSession for any change: fn gets the time of the attempt
-// and returns the audit event type of its change, or "" for no change, in
-// which case nothing is written and the current state is returned.
-func (m *Manager) mutate(ctx context.Context, id string, fn func(s *State, now time.Time) (string, error)) (*State, error) {
+// and says whether there is anything to write; when there is not, the
+// current state is returned, and written is false. hostCode says that fn
+// runs the host's code, which could call the Manager for the session again.
+func (m *Manager) mutate(ctx context.Context, id string, hostCode bool, fn func(s *State, now time.Time) (bool, error)) (s *State, written bool, err error) {
 	if err := m.check(); err != nil {
-		return nil, err
+		return nil, false, err
+	}
+	if err := validateID("session_id", id); err != nil {
+		return nil, false, err
 	}
 	// Calls on one session from this process take turns: racing each other
 	// through Redis would only make all but one of them conflict. Conflicts
 	// with other processes are what the compare-and-set resolves.
-	unlock, err := m.mutating.Lock(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("synckairos: mutate session %q: %w", id, err)
+	held, err := m.mutating.Lock(ctx, id)
+	if errors.Is(err, keylock.ErrHeldByCaller) {
+		return nil, false, fmt.Errorf("%w: session %q", ErrReentrant, id)
 	}
-	defer unlock()
+	if err != nil {
+		return nil, false, fmt.Errorf("synckairos: mutate session %q: %w", id, err)
+	}
+	defer held.Unlock()
 	current, err := m.GetSession(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	for attempt := 1; ; attempt++ {
 		now, err := m.now(ctx)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		next := current.Clone()
-		event, err := fn(next, now)
-		if err != nil {
-			return nil, err
+		var write bool
+		if hostCode {
+			// The host's code may call the Manager for this session, which
+			// would wait for this call: it fails at once instead.
+			held.Guard(func() { write, err = fn(next, now) })
+		} else {
+			write, err = fn(next, now)
 		}
-		if event == "" {
-			return current, nil
+		if err != nil {
+			return nil, false, err
+		}
+		if !write {
+			return current, false, nil
 		}
 		if next.SessionID != current.SessionID {
-			return nil, invalid("session_id", "changed by the mutate function from %q to %q", current.SessionID, next.SessionID)
+			return nil, false, invalid("session_id", "changed by the mutate function from %q to %q", current.SessionID, next.SessionID)
 		}
 		if next.Version != current.Version {
-			return nil, invalid("version", "changed by the mutate function from %d to %d", current.Version, next.Version)
+			return nil, false, invalid("version", "changed by the mutate function from %d to %d", current.Version, next.Version)
 		}
 		if err := next.Validate(); err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		stored, err := m.write(ctx, current.Version, next, now, event)
+		stored, err := m.write(ctx, current.Version, next, now)
 		var conflict *ConflictError
 		if !errors.As(err, &conflict) || attempt >= m.cfg.MaxAttempts {
-			return stored, err
+			return stored, stored != nil, err
 		}
 		if attempt == 1 {
 			current = conflict.Current
 			continue
 		}
 		if err := sleep(ctx, backoff(attempt-1)); err != nil {
-			return nil, fmt.Errorf("synckairos: mutate session %q: %w", id, err)
+			return nil, false, fmt.Errorf("synckairos: mutate session %q: %w", id, err)
 		}
 		if current, err = m.GetSession(ctx, id); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 }

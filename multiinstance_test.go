@@ -111,6 +111,8 @@ func instanceB(t *testing.T) {
 	next := s.Clone()
 	next.Status = synckairos.StatusRunning
 	next.ActiveParticipantID = next.Participants[0].ID
+	started := next.UpdatedAt
+	next.CycleStartedAt, next.SessionStartedAt = &started, &started
 	next.Metadata["updated_by"] = "B"
 	updated, err := m.UpdateSession(ctx, next)
 	if err != nil {

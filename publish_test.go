@@ -35,6 +35,9 @@ func TestWritesArePublished(t *testing.T) {
 		}
 		next := created.Clone()
 		next.Status = synckairos.StatusRunning
+		next.ActiveParticipantID = "p0"
+		started := next.UpdatedAt
+		next.CycleStartedAt, next.SessionStartedAt = &started, &started
 		updated, err := m.UpdateSession(ctx, next)
 		if err != nil {
 			t.Fatal(err)

@@ -1,6 +1,7 @@
 package synckairos
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -38,6 +39,11 @@ type SessionEvent struct {
 	// State is the stored state at Version; nil for EventDeleted and
 	// EventResync.
 	State *State
+	// Transition is what the change did: its type (the audit event type,
+	// such as EventCycleSwitched or EventParticipantExpired) and facts. It
+	// is State.LastTransition, or for EventDeleted a Transition of type
+	// EventSessionDeleted; nil for EventResync.
+	Transition *Transition
 }
 
 // Broadcast is one application message published to a session's channel.
@@ -241,6 +247,12 @@ func decodeEvent(msg string) (SessionEvent, error) {
 	}
 	if ev.State != nil {
 		ev.State.Version = ev.Version
+		ev.Transition = ev.State.LastTransition
+	}
+	if ev.Transition == nil {
+		// A deletion, or a state written before transitions were recorded.
+		typ := map[EventKind]string{EventCreated: EventSessionCreated, EventDeleted: EventSessionDeleted}[ev.Kind]
+		ev.Transition = &Transition{Type: cmp.Or(typ, EventSessionUpdated), Version: ev.Version}
 	}
 	return ev, nil
 }

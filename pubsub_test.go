@@ -96,6 +96,9 @@ func TestSubscribeToUpdatesAcrossInstances(t *testing.T) {
 		created := mustCreate(t, a, newState("ev", 2))
 		next := created.Clone()
 		next.Status = synckairos.StatusRunning
+		next.ActiveParticipantID = "p0"
+		started := next.UpdatedAt
+		next.CycleStartedAt, next.SessionStartedAt = &started, &started
 		updated, err := a.UpdateSession(ctx, next)
 		if err != nil {
 			t.Fatal(err)
@@ -107,9 +110,10 @@ func TestSubscribeToUpdatesAcrossInstances(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := []synckairos.SessionEvent{
-			{Kind: synckairos.EventCreated, SessionID: "ev", Version: 1, State: created},
-			{Kind: synckairos.EventUpdated, SessionID: "ev", Version: 2, State: updated},
-			{Kind: synckairos.EventDeleted, SessionID: "ev", Version: 3},
+			{Kind: synckairos.EventCreated, SessionID: "ev", Version: 1, State: created, Transition: created.LastTransition},
+			{Kind: synckairos.EventUpdated, SessionID: "ev", Version: 2, State: updated, Transition: updated.LastTransition},
+			{Kind: synckairos.EventDeleted, SessionID: "ev", Version: 3,
+				Transition: &synckairos.Transition{Type: synckairos.EventSessionDeleted, Version: 3}},
 		}
 		if diff := cmp.Diff(want, events.waitFor(t, 3)); diff != "" {
 			t.Errorf("events (-want +got):\n%s", diff)

@@ -33,6 +33,7 @@ func (m *Manager) CreateSession(ctx context.Context, s *State) (*State, error) {
 	next.Version = 1
 	next.CreatedAt = now
 	next.UpdatedAt = now
+	next.LastTransition = &Transition{Type: EventSessionCreated, Version: 1, At: now}
 	next.normalize()
 	b := next.appendJSON(nil)
 	deadline, _ := next.Deadline()

@@ -1,6 +1,8 @@
 package synckairos
 
 import (
+	"bytes"
+	"encoding/json"
 	"maps"
 	"slices"
 	"time"
@@ -52,7 +54,10 @@ type Participant struct {
 	GroupID string
 	// TotalTime is the participant's bank as of the last cycle boundary.
 	TotalTime time.Duration
-	// TimeUsed is the time the participant has spent in completed cycles.
+	// TimeUsed is the running time of the participant's completed cycles:
+	// how long its turns took, delays and increments aside (the time its
+	// bank was charged is TimeUsed less the refunds and the delays that
+	// kept a turn off the bank; Transition has each turn's parts).
 	TimeUsed time.Duration
 	// CycleCount is the number of cycles (turns) the participant completed.
 	CycleCount int
@@ -116,6 +121,11 @@ type State struct {
 	// Version is the number of committed changes. The Manager owns it:
 	// CreateSession stores version 1, and each update adds one.
 	Version int64
+	// Turn is the number of the running turn: 0 before the session starts,
+	// 1 for the first turn, and one more for each turn ended by a switch or
+	// by its expiry. SwitchOptions.Turn names it, so that a switch is made
+	// once however often it is sent. The Manager keeps it.
+	Turn int64
 	// Participants, in rotation order: 1 to MaxParticipants.
 	Participants []Participant
 	// ActiveParticipantID names the participant whose turn it is, if any.
@@ -150,9 +160,18 @@ type State struct {
 	// CreatedAt and UpdatedAt are set by the Manager from its clock.
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// LastTransition is what the change that wrote this version did: its
+	// type and facts (who moved, the time used, increment and refund, time
+	// added, who expired). The Manager sets it on every write.
+	LastTransition *Transition
 	// Metadata is the host's own data, stored and returned unchanged: at
 	// most MaxMetadataKeys keys and MaxMetadataBytes bytes in all.
 	Metadata map[string]string
+	// Data is the host's own state of the game as one JSON value (the
+	// board, the moves, the score), for what string metadata does not hold
+	// well: at most MaxDataBytes, stored compacted, published and audited
+	// with the clock. Commit it with the move: SwitchOptions.Edit.
+	Data json.RawMessage
 }
 
 // Clone returns a deep copy of s.
@@ -164,6 +183,12 @@ func (s *State) Clone() *State {
 	c.SessionStartedAt = cloneTime(s.SessionStartedAt)
 	c.SessionCompletedAt = cloneTime(s.SessionCompletedAt)
 	c.Metadata = maps.Clone(s.Metadata)
+	c.Data = bytes.Clone(s.Data)
+	if s.LastTransition != nil {
+		t := *s.LastTransition
+		t.Expired = slices.Clone(t.Expired)
+		c.LastTransition = &t
+	}
 	return &c
 }
 
@@ -217,6 +242,23 @@ func (s *State) normalize() {
 	}
 	if len(s.Metadata) == 0 {
 		s.Metadata = nil
+	}
+	if len(s.Data) == 0 {
+		s.Data = nil
+	} else {
+		var b bytes.Buffer
+		if json.Compact(&b, s.Data) == nil { // valid: Validate ran
+			s.Data = b.Bytes()
+		}
+	}
+	if t := s.LastTransition; t != nil {
+		t.At = msTime(t.At)
+		for _, d := range []*time.Duration{&t.Used, &t.Increment, &t.Refund, &t.Added} {
+			*d = d.Truncate(time.Millisecond)
+		}
+		if len(t.Expired) == 0 {
+			t.Expired = nil
+		}
 	}
 }
 

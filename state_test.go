@@ -20,6 +20,7 @@ func TestStateJSONFormLiteral(t *testing.T) {
 		Mode:                synckairos.ModePerGroup,
 		Status:              synckairos.StatusRunning,
 		Version:             3,
+		Turn:                5,
 		ActiveParticipantID: "a",
 		Participants: []synckairos.Participant{
 			{ID: "a", GroupID: "white", TotalTime: 90 * time.Second, TimeUsed: 1500 * time.Millisecond, CycleCount: 2, IsActive: true},
@@ -33,20 +34,24 @@ func TestStateJSONFormLiteral(t *testing.T) {
 		SessionStartedAt: &started,
 		CreatedAt:        started,
 		UpdatedAt:        started,
-		Metadata:         map[string]string{"room": "7"},
+		LastTransition: &synckairos.Transition{Type: synckairos.EventCycleSwitched, Version: 3, At: started, From: "b", To: "a",
+			Used: 4321 * time.Millisecond, Increment: 2 * time.Second, Expired: []string{"b"}},
+		Metadata: map[string]string{"room": "7"},
 	}
 	got, err := json.Marshal(s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"session_id":"g","mode":"per_group","status":"running","version":3,` +
+	want := `{"session_id":"g","mode":"per_group","status":"running","version":3,"turn":5,` +
 		`"participants":[` +
 		`{"participant_id":"a","index":0,"group_id":"white","total_time_ms":90000,"time_used_ms":1500,"cycle_count":2,"is_active":true,"has_expired":false},` +
 		`{"participant_id":"b","index":1,"group_id":"black","total_time_ms":60000,"time_used_ms":0,"cycle_count":0,"is_active":false,"has_expired":true}],` +
 		`"active_participant_id":"a","total_time_ms":600000,"time_per_cycle_ms":30000,"increment_ms":2000,"max_time_ms":3600000,` +
 		`"delay_ms":0,"delay_mode":"","on_expiry":"","cycle_elapsed_ms":0,` +
 		`"cycle_started_at":"2026-03-04T04:06:07.890Z","session_started_at":"2026-03-04T04:06:07.890Z","session_completed_at":null,` +
-		`"created_at":"2026-03-04T04:06:07.890Z","updated_at":"2026-03-04T04:06:07.890Z","metadata":{"room":"7"}}`
+		`"created_at":"2026-03-04T04:06:07.890Z","updated_at":"2026-03-04T04:06:07.890Z",` +
+		`"last_transition":{"type":"cycle_switched","version":3,"at":"2026-03-04T04:06:07.890Z","from":"b","to":"a",` +
+		`"used_ms":4321,"increment_ms":2000,"expired":["b"]},"metadata":{"room":"7"}}`
 	if string(got) != want {
 		t.Fatalf("JSON:\n got %s\nwant %s", got, want)
 	}
@@ -66,6 +71,7 @@ func TestStoredPrecisionIsMilliseconds(t *testing.T) {
 	s := newState("ms", 1)
 	s.Participants[0].TotalTime = time.Minute + 999*time.Microsecond
 	at := synckairostest.Epoch.Add(time.Nanosecond).In(time.FixedZone("X", -7200))
+	s.Status, s.ActiveParticipantID = synckairos.StatusRunning, "p0"
 	s.CycleStartedAt = &at
 	got, err := m.CreateSession(context.Background(), s)
 	if err != nil {

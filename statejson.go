@@ -1,6 +1,7 @@
 package synckairos
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -29,7 +30,7 @@ func (s *State) MarshalJSON() ([]byte, error) {
 
 func (s *State) appendJSON(b []byte) []byte {
 	if b == nil {
-		b = make([]byte, 0, 400+160*len(s.Participants)+jsonSize(s.Metadata))
+		b = make([]byte, 0, 600+160*len(s.Participants)+jsonSize(s.Metadata)+len(s.Data))
 	}
 	b = append(b, `{"session_id":`...)
 	b = appendString(b, s.SessionID)
@@ -39,6 +40,8 @@ func (s *State) appendJSON(b []byte) []byte {
 	b = appendString(b, string(s.Status))
 	b = append(b, `,"version":`...)
 	b = strconv.AppendInt(b, s.Version, 10)
+	b = append(b, `,"turn":`...)
+	b = strconv.AppendInt(b, s.Turn, 10)
 	b = append(b, `,"participants":[`...)
 	for i := range s.Participants {
 		if i > 0 {
@@ -79,6 +82,10 @@ func (s *State) appendJSON(b []byte) []byte {
 	b = appendTime(b, `,"session_completed_at":`, s.SessionCompletedAt)
 	b = appendTime(b, `,"created_at":`, &s.CreatedAt)
 	b = appendTime(b, `,"updated_at":`, &s.UpdatedAt)
+	if s.LastTransition != nil {
+		b = append(b, `,"last_transition":`...)
+		b = s.LastTransition.appendJSON(b)
+	}
 	if len(s.Metadata) > 0 {
 		b = append(b, `,"metadata":{`...)
 		// Sorted, as encoding/json does: the same state is the same bytes.
@@ -96,6 +103,47 @@ func (s *State) appendJSON(b []byte) []byte {
 			b = appendString(b, s.Metadata[k])
 		}
 		b = append(b, '}')
+	}
+	if len(s.Data) > 0 {
+		b = append(b, `,"data":`...)
+		b = append(b, s.Data...)
+	}
+	return append(b, '}')
+}
+
+// appendJSON appends t's JSON form: the facts that are set, durations in
+// milliseconds.
+func (t *Transition) appendJSON(b []byte) []byte {
+	b = append(b, `{"type":`...)
+	b = appendString(b, t.Type)
+	b = append(b, `,"version":`...)
+	b = strconv.AppendInt(b, t.Version, 10)
+	b = appendTime(b, `,"at":`, &t.At)
+	for _, f := range [...]struct {
+		name, value string
+	}{{`,"from":`, t.From}, {`,"to":`, t.To}, {`,"participant_id":`, t.Participant}} {
+		if f.value != "" {
+			b = append(b, f.name...)
+			b = appendString(b, f.value)
+		}
+	}
+	for _, f := range [...]struct {
+		name  string
+		value time.Duration
+	}{{`,"used_ms":`, t.Used}, {`,"increment_ms":`, t.Increment}, {`,"refund_ms":`, t.Refund}, {`,"added_ms":`, t.Added}} {
+		if f.value != 0 {
+			b = appendMillis(b, f.name, f.value)
+		}
+	}
+	if len(t.Expired) > 0 {
+		b = append(b, `,"expired":[`...)
+		for i, id := range t.Expired {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, id)
+		}
+		b = append(b, ']')
 	}
 	return append(b, '}')
 }
@@ -222,6 +270,8 @@ func (d *decoder) state(out *State) error {
 			out.Status = Status(st)
 		case "version":
 			out.Version, err = d.int()
+		case "turn":
+			out.Turn, err = d.int()
 		case "participants":
 			out.Participants, err = d.participants()
 		case "active_participant_id":
@@ -260,11 +310,60 @@ func (d *decoder) state(out *State) error {
 			out.UpdatedAt, err = d.time()
 		case "metadata":
 			out.Metadata, err = d.metadata()
+		case "last_transition":
+			out.LastTransition, err = d.transition()
+		case "data":
+			out.Data, err = d.raw()
 		default:
 			err = d.skip()
 		}
 		return err
 	})
+}
+
+func (d *decoder) transition() (*Transition, error) {
+	if d.null() {
+		return nil, nil
+	}
+	t := new(Transition)
+	err := d.object(func(name []byte) error {
+		var err error
+		switch string(name) {
+		case "type":
+			t.Type, err = d.string()
+		case "version":
+			t.Version, err = d.int()
+		case "at":
+			t.At, err = d.time()
+		case "from":
+			t.From, err = d.string()
+		case "to":
+			t.To, err = d.string()
+		case "participant_id":
+			t.Participant, err = d.string()
+		case "used_ms":
+			t.Used, err = d.millis()
+		case "increment_ms":
+			t.Increment, err = d.millis()
+		case "refund_ms":
+			t.Refund, err = d.millis()
+		case "added_ms":
+			t.Added, err = d.millis()
+		case "expired":
+			if d.null() {
+				return nil
+			}
+			err = d.array(func() error {
+				id, err := d.string()
+				t.Expired = append(t.Expired, id)
+				return err
+			})
+		default:
+			err = d.skip()
+		}
+		return err
+	})
+	return t, err
 }
 
 func (d *decoder) participants() ([]Participant, error) {
@@ -722,6 +821,19 @@ func (d *decoder) timePtr() (*time.Time, error) {
 }
 
 // skip reads and drops one value of any kind.
+// raw returns a copy of the next value's bytes; null is none.
+func (d *decoder) raw() ([]byte, error) {
+	if d.null() {
+		return nil, nil
+	}
+	d.ws()
+	start := d.pos
+	if err := d.skip(); err != nil {
+		return nil, err
+	}
+	return bytes.Clone(d.data[start:d.pos]), nil
+}
+
 func (d *decoder) skip() error {
 	switch c := d.peek(); {
 	case c == '{':

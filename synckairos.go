@@ -279,8 +279,10 @@ func (m *Manager) Config() Config { return *m.cfg }
 func (m *Manager) Client() rueidis.Client { return m.client }
 
 // Now returns the Manager's current time: the Redis server time (or the test
-// clock). Use it with State.RemainingAt and friends, so that every instance
-// computes the same remaining time.
+// clock), in whole milliseconds. Use it with State.RemainingAt and friends,
+// so that every instance computes the same remaining time, and with the
+// State's transitions inside a MutateSession callback. Only the Manager's
+// first call and a recalibration once a minute talk to Redis.
 func (m *Manager) Now(ctx context.Context) (time.Time, error) {
 	if err := m.check(); err != nil {
 		return time.Time{}, err
@@ -288,15 +290,18 @@ func (m *Manager) Now(ctx context.Context) (time.Time, error) {
 	return m.now(ctx)
 }
 
+// now returns the time of a change, in whole milliseconds: time is handled
+// in the unit it is stored in from the moment it is read, so that what a
+// transition charges is exactly what the stored times say.
 func (m *Manager) now(ctx context.Context) (time.Time, error) {
 	if m.clock == nil {
-		return m.cfg.Test.Clock.Now(), nil
+		return msTime(m.cfg.Test.Clock.Now()), nil
 	}
 	t, err := m.clock.Now(ctx)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("synckairos: %w", err)
 	}
-	return t, nil
+	return msTime(t), nil
 }
 
 func (m *Manager) check() error {

@@ -1,6 +1,7 @@
 package synckairos
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -21,6 +22,8 @@ const (
 	MaxMetadataKeys = 64
 	// MaxMetadataBytes bounds the metadata keys and values together.
 	MaxMetadataBytes = 64 << 10
+	// MaxDataBytes bounds State.Data.
+	MaxDataBytes = 64 << 10
 )
 
 // The range of times a state may hold; outside it the JSON form breaks.
@@ -55,6 +58,9 @@ func (s *State) Validate() error {
 	if s.CycleElapsed < 0 {
 		return invalid("cycle_elapsed_ms", "negative duration %v", s.CycleElapsed)
 	}
+	if s.Turn < 0 {
+		return invalid("turn", "negative turn %d", s.Turn)
+	}
 	if err := s.validateGroups(); err != nil {
 		return err
 	}
@@ -84,7 +90,148 @@ func (s *State) Validate() error {
 			return invalid(t.field, "%s is outside %d to %d", t.value.Format(time.RFC3339), minTime.Year(), maxTime.Year())
 		}
 	}
+	if err := s.validateControls(); err != nil {
+		return err
+	}
+	if err := s.validateLifecycle(); err != nil {
+		return err
+	}
+	if err := s.validateTransition(); err != nil {
+		return err
+	}
+	if err := validateData(s.Data); err != nil {
+		return err
+	}
 	return validateMetadata(s.Metadata)
+}
+
+func validateData(data json.RawMessage) error {
+	switch {
+	case len(data) == 0:
+		return nil
+	case len(data) > MaxDataBytes:
+		return invalid("data", "%d bytes, want at most %d", len(data), MaxDataBytes)
+	case !json.Valid(data):
+		return invalid("data", "not one valid JSON value")
+	}
+	return nil
+}
+
+// validateControls refuses time controls the session's mode does not use:
+// a control silently ignored is a clock that is silently wrong.
+func (s *State) validateControls() error {
+	if (s.Delay == 0) != (s.DelayMode == DelayNone) {
+		if s.Delay == 0 {
+			return invalid("delay_ms", "delay_mode %q needs a delay", s.DelayMode)
+		}
+		return invalid("delay_mode", "a delay of %v needs a delay_mode (%q or %q)", s.Delay, DelayBronstein, DelaySimple)
+	}
+	for _, c := range []struct {
+		field string
+		set   bool
+		modes []Mode
+	}{
+		{"total_time_ms", s.TotalTime != 0, []Mode{ModeGlobal}},
+		{"time_per_cycle_ms", s.TimePerCycle != 0, []Mode{ModePerCycle}},
+		{"increment_ms", s.Increment != 0, []Mode{ModePerParticipant, ModePerGroup}},
+		{"max_time_ms", s.MaxTime != 0, []Mode{ModeCountUp}},
+		{"delay_ms", s.Delay != 0, []Mode{ModePerParticipant}},
+		{"groups", len(s.Groups) != 0, []Mode{ModePerGroup}},
+	} {
+		if c.set && !slices.Contains(c.modes, s.Mode) {
+			return invalid(c.field, "set, but %s sessions do not use it (it applies to %q)", s.Mode, c.modes)
+		}
+	}
+	if s.Mode != ModePerParticipant {
+		for i, p := range s.Participants {
+			if p.TotalTime != 0 {
+				return invalid(fmt.Sprintf("participants[%d].total_time_ms", i),
+					"set, but %s sessions do not use participants' banks (it applies to %q)", s.Mode, ModePerParticipant)
+			}
+		}
+	}
+	return nil
+}
+
+// validateLifecycle refuses states that cannot run: a status without what
+// it needs, or with what it cannot have.
+func (s *State) validateLifecycle() error {
+	active := s.Participant(s.ActiveParticipantID)
+	switch s.Status {
+	case StatusRunning:
+		switch {
+		case active == nil:
+			return invalid("active_participant_id", "a running session needs an active participant")
+		case active.HasExpired:
+			return invalid("active_participant_id", "participant %q has expired and cannot be active", active.ID)
+		case s.CycleStartedAt == nil:
+			return invalid("cycle_started_at", "a running session needs the time its cycle started")
+		}
+		return nil
+	case StatusPaused:
+		if active == nil {
+			return invalid("active_participant_id", "a paused session needs the participant whose turn it is")
+		}
+	case StatusPending:
+		return s.validateStartingBanks()
+	default: // finished
+		if s.ActiveParticipantID != "" {
+			return invalid("active_participant_id", "a %s session has no active participant", s.Status)
+		}
+	}
+	if s.CycleStartedAt != nil {
+		return invalid("cycle_started_at", "set on a %s session; only a running cycle has a start", s.Status)
+	}
+	return nil
+}
+
+// validateStartingBanks refuses a timed session that would run out as it
+// starts: a bank of zero (0+2 flags at once).
+func (s *State) validateStartingBanks() error {
+	if s.CycleStartedAt != nil {
+		return invalid("cycle_started_at", "set on a pending session; only a running cycle has a start")
+	}
+	switch s.Mode {
+	case ModePerParticipant:
+		for i, p := range s.Participants {
+			if !p.HasExpired && p.TotalTime == 0 {
+				return invalid(fmt.Sprintf("participants[%d].total_time_ms", i), "zero: a timed participant needs a starting bank")
+			}
+		}
+	case ModePerGroup:
+		for i, g := range s.Groups {
+			if !g.HasExpired && g.TotalTime == 0 {
+				return invalid(fmt.Sprintf("groups[%d].total_time_ms", i), "zero: a timed group needs a starting bank")
+			}
+		}
+	case ModeGlobal:
+		if s.TotalTime == 0 {
+			return invalid("total_time_ms", "zero: a global session needs a starting bank")
+		}
+	}
+	return nil
+}
+
+func (s *State) validateTransition() error {
+	t := s.LastTransition
+	if t == nil {
+		return nil
+	}
+	if !slices.Contains(transitionTypes, t.Type) {
+		return invalid("last_transition.type", "%q is not one of %q", t.Type, transitionTypes)
+	}
+	if t.At.Before(minTime) || t.At.After(maxTime) {
+		return invalid("last_transition.at", "%s is outside %d to %d", t.At.Format(time.RFC3339), minTime.Year(), maxTime.Year())
+	}
+	if len(t.Expired) > len(s.Participants) {
+		return invalid("last_transition.expired", "%d participants, more than the session has", len(t.Expired))
+	}
+	for _, id := range append([]string{t.From, t.To, t.Participant}, t.Expired...) {
+		if len(id) > MaxSessionIDBytes || !utf8.ValidString(id) {
+			return invalid("last_transition", "participant ID %q is not valid", id)
+		}
+	}
+	return nil
 }
 
 func (s *State) validateParticipants() error {

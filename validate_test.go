@@ -121,7 +121,7 @@ func TestValidationRules(t *testing.T) {
 func TestValidationLimitsAreInclusive(t *testing.T) {
 	s := newState(strings.Repeat("x", synckairos.MaxSessionIDBytes), synckairos.MaxParticipants)
 	s.Participants[0].TotalTime = synckairos.MaxBank
-	s.TotalTime = synckairos.MaxBank
+	s.Increment = synckairos.MaxBank
 	s.Metadata = map[string]string{"blob": strings.Repeat("x", synckairos.MaxMetadataBytes-4)}
 	s.SessionID = "ünïcode id with spaces"
 	if err := s.Validate(); err != nil {

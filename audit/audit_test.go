@@ -46,7 +46,7 @@ func changes(t *testing.T, m *synckairos.Manager, sessions, updates int, tag str
 		for range updates {
 			next := s.Clone()
 			next.Participants[0].CycleCount++
-			next.Status = synckairos.StatusRunning
+			next.Status = synckairos.StatusPaused
 			next.ActiveParticipantID = "p0"
 			if s, err = m.UpdateSession(ctx, next); err != nil {
 				t.Fatal(err)
@@ -114,7 +114,7 @@ func TestEveryVersionBecomesOneRow(t *testing.T) {
 		Scan(&status, &version, &deleted); err != nil {
 		t.Fatal(err)
 	}
-	if status != "running" || version != 6 || deleted != nil {
+	if status != "paused" || version != 6 || deleted != nil {
 		t.Errorf("s-1: status %s, version %d, deleted %v", status, version, deleted)
 	}
 	// s-0 was deleted at version 7.

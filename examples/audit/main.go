@@ -99,7 +99,7 @@ func run(ctx context.Context, out *os.File) error {
 
 	// Changes: a game created, started, two moves, finished, deleted.
 	id := fmt.Sprintf("audit-example-%d", time.Now().UnixNano())
-	s, err := m.CreateSession(ctx, &synckairos.State{
+	if _, err := m.CreateSession(ctx, &synckairos.State{
 		SessionID: id,
 		Mode:      synckairos.ModePerParticipant,
 		Increment: 2 * time.Second,
@@ -107,36 +107,41 @@ func run(ctx context.Context, out *os.File) error {
 			{ID: "white", TotalTime: 3 * time.Minute},
 			{ID: "black", TotalTime: 3 * time.Minute},
 		},
-	})
+	}); err != nil {
+		return err
+	}
+	s, err := m.StartSession(ctx, id)
 	if err != nil {
 		return err
 	}
-	for _, change := range []func(s *synckairos.State, now time.Time){
-		func(s *synckairos.State, now time.Time) {
-			s.Status, s.ActiveParticipantID = synckairos.StatusRunning, "white"
-			s.SessionStartedAt, s.CycleStartedAt = &now, &now
-		},
-		func(s *synckairos.State, now time.Time) {
-			s.Participants[0].CycleCount++
-			s.ActiveParticipantID, s.CycleStartedAt = "black", &now
-		},
-		func(s *synckairos.State, now time.Time) {
-			s.Participants[1].CycleCount++
-			s.ActiveParticipantID, s.CycleStartedAt = "white", &now
-		},
-		func(s *synckairos.State, now time.Time) {
-			s.Status, s.ActiveParticipantID, s.SessionCompletedAt = synckairos.StatusCompleted, "", &now
-		},
-	} {
+	// Two moves, each committed with its clock: one version, one row.
+	for _, move := range []string{"e4", "e5"} {
+		r, err := m.SwitchCycle(ctx, id, &synckairos.SwitchOptions{
+			From: s.ActiveParticipantID,
+			Turn: s.Turn,
+			Edit: func(s *synckairos.State) error {
+				s.Metadata = map[string]string{"last_move": move}
+				return nil
+			},
+		})
+		if err != nil {
+			return err
+		}
+		s = r.State
+	}
+	// White resigns: the game completes with its result, in one write.
+	if _, err = m.MutateSession(ctx, id, func(s *synckairos.State) error {
 		now, err := m.Now(ctx)
 		if err != nil {
 			return err
 		}
-		next := s.Clone()
-		change(next, now)
-		if s, err = m.UpdateSession(ctx, next); err != nil {
+		if err := s.Complete(now); err != nil {
 			return err
 		}
+		s.Metadata["result"] = "0-1"
+		return nil
+	}); err != nil {
+		return err
 	}
 	if err := m.DeleteSession(ctx, id); err != nil {
 		return err
@@ -147,20 +152,21 @@ func run(ctx context.Context, out *os.File) error {
 	seen := int64(0)
 	for seen < 6 {
 		rows, err := pool.Query(ctx, `
-			SELECT version, event_type, coalesce(participant_id, '-'), coalesce(time_remaining_ms, 0), recorded_at - "timestamp"
+			SELECT version, event_type, coalesce(state_snapshot->'last_transition'->>'from', '-'),
+				coalesce((state_snapshot->'last_transition'->>'used_ms')::bigint, 0), recorded_at - "timestamp"
 			FROM sync_events WHERE session_id = $1 AND version > $2 ORDER BY version`, id, seen)
 		if err != nil {
 			return err
 		}
 		for rows.Next() {
-			var version, remaining int64
-			var eventType, participant string
+			var version, used int64
+			var eventType, from string
 			var lag time.Duration
-			if err := rows.Scan(&version, &eventType, &participant, &remaining, &lag); err != nil {
+			if err := rows.Scan(&version, &eventType, &from, &used, &lag); err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "  v%d %-17s active %-5s remaining %6d ms  (landed %v after commit)\n",
-				version, eventType, participant, remaining, lag.Round(time.Millisecond))
+			fmt.Fprintf(out, "  v%d %-17s by %-5s used %6d ms  (landed %v after commit)\n",
+				version, eventType, from, used, lag.Round(time.Millisecond))
 			seen = version
 		}
 		if err := rows.Err(); err != nil {

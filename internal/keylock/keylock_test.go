@@ -16,20 +16,22 @@ func TestLockSerializesOneKey(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 50 {
 		wg.Go(func() {
-			unlock, err := m.Lock(ctx, "k")
+			held, err := m.Lock(ctx, "k")
 			if err != nil {
 				t.Error(err)
 				return
 			}
-			mu.Lock()
-			inside++
-			maxInside = max(maxInside, inside)
-			mu.Unlock()
-			time.Sleep(100 * time.Microsecond)
-			mu.Lock()
-			inside--
-			mu.Unlock()
-			unlock()
+			held.Guard(func() { // guarded or not, holders take turns
+				mu.Lock()
+				inside++
+				maxInside = max(maxInside, inside)
+				mu.Unlock()
+				time.Sleep(100 * time.Microsecond)
+				mu.Lock()
+				inside--
+				mu.Unlock()
+			})
+			held.Unlock()
 		})
 	}
 	wg.Wait()
@@ -44,22 +46,21 @@ func TestLockSerializesOneKey(t *testing.T) {
 func TestLockKeysAreIndependent(t *testing.T) {
 	var m Map
 	ctx := context.Background()
-	unlockA, err := m.Lock(ctx, "a")
+	a, err := m.Lock(ctx, "a")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unlockA()
-	// "b" is free although "a" is held: this would block forever otherwise.
-	unlockB, err := m.Lock(ctx, "b")
+	defer a.Unlock()
+	b, err := m.Lock(ctx, "b") // not blocked by a
 	if err != nil {
 		t.Fatal(err)
 	}
-	unlockB()
+	b.Unlock()
 }
 
 func TestLockHonoursContext(t *testing.T) {
 	var m Map
-	unlock, err := m.Lock(context.Background(), "k")
+	held, err := m.Lock(context.Background(), "k")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,8 +69,68 @@ func TestLockHonoursContext(t *testing.T) {
 	if _, err := m.Lock(ctx, "k"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Lock of a held key with a cancelled context: %v", err)
 	}
-	unlock()
+	held.Unlock()
 	if n := m.Len(); n != 0 {
 		t.Fatalf("%d entries left", n)
+	}
+}
+
+// Inside Guard, the holder's own Lock of its key fails at once; another
+// goroutine's waits; other keys are free.
+func TestGuardRefusesTheHolder(t *testing.T) {
+	var m Map
+	ctx := context.Background()
+	held, err := m.Lock(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error)
+	held.Guard(func() {
+		if _, err := m.Lock(ctx, "k"); !errors.Is(err, ErrHeldByCaller) {
+			t.Errorf("the holder's second Lock: %v", err)
+		}
+		other, err := m.Lock(ctx, "other")
+		if err != nil {
+			t.Fatal(err)
+		}
+		other.Unlock()
+		go func() { // another goroutine waits for the holder
+			cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+			defer cancel()
+			_, err := m.Lock(cctx, "k")
+			waited <- err
+		}()
+		if err := <-waited; !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("another goroutine's Lock: %v, want to wait", err)
+		}
+	})
+	held.Unlock()
+	// Free again: the same goroutine takes it, guarded or not.
+	held, err = m.Lock(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held.Unlock()
+	if n := m.Len(); n != 0 {
+		t.Fatalf("%d entries left", n)
+	}
+}
+
+func BenchmarkLockUnlock(b *testing.B) {
+	for _, guard := range []bool{false, true} {
+		b.Run(map[bool]string{false: "plain", true: "guarded"}[guard], func(b *testing.B) {
+			var m Map
+			ctx := context.Background()
+			for b.Loop() {
+				held, err := m.Lock(ctx, "k")
+				if err != nil {
+					b.Fatal(err)
+				}
+				if guard {
+					held.Guard(func() {})
+				}
+				held.Unlock()
+			}
+		})
 	}
 }

@@ -68,7 +68,8 @@ else
   else kind = 'restored' end
 end
 
-local message = '{"kind":"' .. kind .. '","session_id":' .. session_json ..
+-- The message's format: 2 since the state carries its last transition.
+local message = '{"format":2,"kind":"' .. kind .. '","session_id":' .. session_json ..
   ',"version":' .. next_version
 if op ~= 'delete' then
   message = message .. ',"state":' .. state

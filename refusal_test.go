@@ -1,0 +1,230 @@
+package synckairos_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/synckairos/synckairos"
+)
+
+// States that cannot be right are refused, naming the field, with nothing
+// written.
+func TestCreateRefusesWhatCannotBeRight(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	chess := func(edit func(s *synckairos.State)) *synckairos.State {
+		s := &synckairos.State{SessionID: "x", Mode: synckairos.ModePerParticipant, Participants: players(time.Minute, "a", "b")}
+		edit(s)
+		return s
+	}
+	for _, c := range []struct {
+		name, field string
+		state       *synckairos.State
+	}{
+		{"delay without its mode", "delay_mode", chess(func(s *synckairos.State) { s.Delay = 5 * time.Second })},
+		{"delay mode without a delay", "delay_ms", chess(func(s *synckairos.State) { s.DelayMode = synckairos.DelaySimple })},
+		{"increment in global", "increment_ms", &synckairos.State{SessionID: "x", Mode: synckairos.ModeGlobal, TotalTime: time.Minute,
+			Increment: time.Second, Participants: players(0, "a", "b")}},
+		{"delay in per_group", "delay_ms", &synckairos.State{SessionID: "x", Mode: synckairos.ModePerGroup, Delay: time.Second,
+			DelayMode: synckairos.DelayBronstein, Groups: []synckairos.Group{{ID: "g", TotalTime: time.Minute}},
+			Participants: []synckairos.Participant{{ID: "a", GroupID: "g"}}}},
+		{"increment in per_cycle", "increment_ms", &synckairos.State{SessionID: "x", Mode: synckairos.ModePerCycle,
+			TimePerCycle: time.Second, Increment: time.Second, Participants: players(0, "a")}},
+		{"max time in per_participant", "max_time_ms", chess(func(s *synckairos.State) { s.MaxTime = time.Hour })},
+		{"session bank in per_participant", "total_time_ms", chess(func(s *synckairos.State) { s.TotalTime = time.Hour })},
+		{"participant banks in global", "participants[0].total_time_ms", &synckairos.State{SessionID: "x", Mode: synckairos.ModeGlobal,
+			TotalTime: time.Minute, Participants: players(time.Minute, "a", "b")}},
+		{"zero starting bank", "participants[1].total_time_ms", chess(func(s *synckairos.State) { s.Participants[1].TotalTime = 0 })},
+		{"zero global bank", "total_time_ms", &synckairos.State{SessionID: "x", Mode: synckairos.ModeGlobal, Participants: players(0, "a")}},
+		{"running without an active participant", "active_participant_id", chess(func(s *synckairos.State) {
+			s.Status, s.CycleStartedAt = synckairos.StatusRunning, &now
+		})},
+		{"running without a cycle start", "cycle_started_at", chess(func(s *synckairos.State) {
+			s.Status, s.ActiveParticipantID = synckairos.StatusRunning, "a"
+		})},
+		{"running on an expired participant", "active_participant_id", chess(func(s *synckairos.State) {
+			s.Status, s.ActiveParticipantID, s.CycleStartedAt = synckairos.StatusRunning, "a", &now
+			s.Participants[0].HasExpired = true
+		})},
+		{"paused without a turn", "active_participant_id", chess(func(s *synckairos.State) { s.Status = synckairos.StatusPaused })},
+		{"finished with an active participant", "active_participant_id", chess(func(s *synckairos.State) {
+			s.Status, s.ActiveParticipantID = synckairos.StatusCompleted, "a"
+		})},
+		{"data that is not JSON", "data", chess(func(s *synckairos.State) { s.Data = json.RawMessage(`{"board":`) })},
+		{"data too large", "data", chess(func(s *synckairos.State) {
+			s.Data = json.RawMessage(`"` + strings.Repeat("x", synckairos.MaxDataBytes) + `"`)
+		})},
+		{"unknown transition type", "last_transition.type", chess(func(s *synckairos.State) {
+			s.LastTransition = &synckairos.Transition{Type: "teleported"}
+		})},
+	} {
+		if c.state.Status == "" {
+			c.state.Status = synckairos.StatusPending
+		}
+		err := c.state.Validate()
+		var se *synckairos.StateError
+		if !errors.As(err, &se) || se.Field != c.field {
+			t.Errorf("%s: %v, want a *StateError on %s", c.name, err, c.field)
+		}
+	}
+	// Through the Manager: refused, nothing written.
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		m := b.newManager(nil)
+		ctx := context.Background()
+		if _, err := m.CreateSession(ctx, chess(func(s *synckairos.State) { s.Delay = time.Second })); !errors.Is(err, synckairos.ErrInvalidState) {
+			t.Fatalf("create with a delay and no mode: %v", err)
+		}
+		if _, err := m.GetSession(ctx, "x"); !errors.Is(err, synckairos.ErrSessionNotFound) {
+			t.Fatalf("a refused create wrote: %v", err)
+		}
+		s := mustCreate(t, m, chess(func(*synckairos.State) {}))
+		bad := s.Clone()
+		bad.Status = synckairos.StatusRunning
+		bad.ActiveParticipantID = "a"
+		if _, err := m.UpdateSession(ctx, bad); !errors.Is(err, synckairos.ErrInvalidState) || !strings.Contains(err.Error(), "cycle_started_at") {
+			t.Fatalf("update to running without a cycle start: %v", err)
+		}
+		if got := mustGet(t, m, "x"); got.Version != 1 {
+			t.Fatalf("a refused update wrote v%d", got.Version)
+		}
+	})
+}
+
+// Refused transitions give their errors, carry the current state, and
+// leave the version where it was.
+func TestRefusedTransitions(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		m, clock := engineManager(t, b, nil)
+		ctx := context.Background()
+		mustCreate(t, m, &synckairos.State{SessionID: "g", Mode: synckairos.ModePerParticipant, Increment: 2 * time.Second,
+			OnExpiry: synckairos.ExpiryContinue, Participants: players(time.Minute, "a", "b", "c")})
+		s, err := m.StartSession(ctx, "g")
+		if err != nil {
+			t.Fatal(err)
+		}
+		version := s.Version
+		unchanged := func(what string) {
+			t.Helper()
+			if got := mustGet(t, m, "g"); got.Version != version {
+				t.Errorf("%s wrote v%d over v%d", what, got.Version, version)
+			}
+		}
+		current := func(what string, got *synckairos.State) {
+			t.Helper()
+			if got == nil || got.Version != version {
+				t.Errorf("%s: carried state %v, want v%d", what, got, version)
+			}
+		}
+
+		// Unknown participants, wherever they are named.
+		for what, call := range map[string]func() error{
+			"switch from":  func() error { _, err := m.SwitchCycle(ctx, "g", &synckairos.SwitchOptions{From: "z"}); return err },
+			"switch to":    func() error { _, err := m.SwitchCycle(ctx, "g", &synckairos.SwitchOptions{To: "z"}); return err },
+			"add time to":  func() error { _, err := m.AddTime(ctx, "g", "z", time.Second); return err },
+			"switch to me": func() error { _, err := m.SwitchCycle(ctx, "g", &synckairos.SwitchOptions{To: "a"}); return err },
+		} {
+			err := call()
+			want := synckairos.ErrParticipantNotFound
+			if what == "switch to me" {
+				want = synckairos.ErrInvalidState // the turn passes to another
+			}
+			if !errors.Is(err, want) {
+				t.Errorf("%s: %v, want %v", what, err, want)
+			}
+			unchanged(what)
+		}
+
+		// Not your turn, and a turn that ended: distinct, with the state.
+		_, err = m.SwitchCycle(ctx, "g", &synckairos.SwitchOptions{From: "b"})
+		var te *synckairos.TurnError
+		if !errors.As(err, &te) || !errors.Is(err, synckairos.ErrNotActive) || errors.Is(err, synckairos.ErrTurnEnded) || te.Active != "a" {
+			t.Fatalf("switch by b on a's turn: %v", err)
+		}
+		current("not your turn", te.Current)
+		unchanged("not your turn")
+
+		clock.Advance(time.Second)
+		r, err := m.SwitchCycle(ctx, "g", &synckairos.SwitchOptions{From: "a", Turn: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		version = r.State.Version
+		for _, from := range []string{"a", ""} { // the same move again, from a retry or another instance
+			_, err = m.SwitchCycle(ctx, "g", &synckairos.SwitchOptions{From: from, Turn: 1})
+			if !errors.As(err, &te) || !errors.Is(err, synckairos.ErrTurnEnded) || errors.Is(err, synckairos.ErrNotActive) {
+				t.Fatalf("duplicate of turn 1 (from %q): %v", from, err)
+			}
+			current("duplicate", te.Current)
+			unchanged("duplicate")
+		}
+		if _, err := m.SwitchCycle(ctx, "g", &synckairos.SwitchOptions{Turn: 9}); !errors.Is(err, synckairos.ErrInvalidState) {
+			t.Errorf("switch naming a turn not started: %v", err)
+		}
+
+		// A transition the status does not allow carries the state.
+		_, err = m.ResumeSession(ctx, "g")
+		var tre *synckairos.TransitionError
+		if !errors.As(err, &tre) {
+			t.Fatalf("resume of a running session: %v", err)
+		}
+		current("resume", tre.Current)
+
+		// b runs out; the session goes on with c and a. Time cannot be
+		// added to b, whose time ran out.
+		clock.Advance(time.Minute)
+		r, err = m.SwitchCycle(ctx, "g", &synckairos.SwitchOptions{From: "b", Turn: 2})
+		if !errors.As(err, &te) || !errors.Is(err, synckairos.ErrNotActive) || r == nil {
+			t.Fatalf("b's late switch: %v, %v", r, err)
+		}
+		s = r.State
+		tr := s.LastTransition
+		if tr.Type != synckairos.EventParticipantExpired || tr.From != "b" || tr.To != "c" || len(tr.Expired) != 1 ||
+			tr.Expired[0] != "b" || tr.Used != time.Minute || s.Turn != 3 || te.Current != s {
+			t.Fatalf("the expiry written for b's late switch: %v, turn %d", tr, s.Turn)
+		}
+		version = s.Version
+		if _, err := m.AddTime(ctx, "g", "b", time.Minute); !errors.Is(err, synckairos.ErrInvalidState) || !strings.Contains(err.Error(), "expired") {
+			t.Errorf("time added to an expired participant: %v", err)
+		}
+		unchanged("time added to b")
+	})
+}
+
+// A Manager call for a session made from inside a MutateSession callback
+// for it fails at once, instead of waiting for itself.
+func TestReentrantCallsFailAtOnce(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		m, _ := engineManager(t, b, nil)
+		mustCreate(t, m, &synckairos.State{SessionID: "r", Mode: synckairos.ModePerParticipant, Participants: players(time.Minute, "a", "b")})
+		mustCreate(t, m, &synckairos.State{SessionID: "other", Mode: synckairos.ModePerParticipant, Participants: players(time.Minute, "a", "b")})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		var inner error
+		_, err := m.MutateSession(ctx, "r", func(s *synckairos.State) error {
+			if _, err := m.StartSession(ctx, "other"); err != nil { // another session: fine
+				return err
+			}
+			_, inner = m.StartSession(ctx, "r")
+			return inner
+		})
+		if !errors.Is(inner, synckairos.ErrReentrant) || !errors.Is(err, synckairos.ErrReentrant) || ctx.Err() != nil {
+			t.Fatalf("StartSession inside MutateSession: %v, %v", inner, err)
+		}
+		if _, err := m.StartSession(ctx, "r"); err != nil {
+			t.Fatal(err)
+		}
+		_, err = m.SwitchCycle(ctx, "r", &synckairos.SwitchOptions{Edit: func(*synckairos.State) error {
+			_, err := m.MutateSession(ctx, "r", func(*synckairos.State) error { return nil })
+			return err
+		}})
+		if !errors.Is(err, synckairos.ErrReentrant) || ctx.Err() != nil {
+			t.Fatalf("MutateSession inside SwitchOptions.Edit: %v", err)
+		}
+		if got := mustGet(t, m, "r"); got.Version != 2 {
+			t.Fatalf("refused calls wrote v%d", got.Version)
+		}
+	})
+}

@@ -1,0 +1,520 @@
+package synckairos
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Transition is what one committed change did: its type and its facts. The
+// Manager stores it with the state it writes (State.LastTransition), so that
+// subscribers, the audit outbox and the audit rows all carry it, and none of
+// them has to compare states to learn that black flagged.
+//
+// For any session, the running time charged is exactly the session's running
+// time by the server clock, in whole milliseconds: the Used of every
+// transition add up to it. The banks keep the account: over any sequence of
+// transitions, what the banks lost equals the Used of every transition less
+// their Increment, Refund and Added.
+type Transition struct {
+	// Type names the change: one of the audit event types EventSessionCreated,
+	// EventSessionUpdated, EventSessionStarted, EventCycleSwitched,
+	// EventSessionPaused, EventSessionResumed, EventSessionCompleted,
+	// EventSessionCancelled, EventTimeAdded, EventParticipantExpired,
+	// EventCycleExpired or EventSessionExpired.
+	Type string
+	// Version is the version the change committed.
+	Version int64
+	// At is the server time at which the change took effect: the time of the
+	// call, or, for an expiry, the deadline at which the time ran out.
+	At time.Time
+	// From is the participant whose turn the change ended: the one who
+	// switched, whose time ran out, or whose turn a complete or cancel
+	// charged.
+	From string
+	// To is the participant whose turn the change started: the next to move
+	// after a switch, the first after a start, the next after an expiry the
+	// session went on from.
+	To string
+	// Used is the running time the change charged: the time of the turn it
+	// ended, or, when the change applied expiries that had fallen due before
+	// it (a chain of forfeited turns), of every turn it ended. Paused time is
+	// never in it.
+	Used time.Duration
+	// Increment is what the change credited to From's bank as increment.
+	Increment time.Duration
+	// Refund is the delay the change credited back to the bank that ran: the
+	// Bronstein refund, or the part of the turn a simple delay kept off it.
+	Refund time.Duration
+	// Participant is the participant whose bank AddTime changed.
+	Participant string
+	// Added is the time AddTime added to Participant's bank (negative when
+	// it took time).
+	Added time.Duration
+	// Expired lists, in order, the participants whose time ran out in this
+	// change; in ModePerGroup, every member of a group that ran out.
+	Expired []string
+}
+
+// The transitions of the engine, as pure functions of a state, a time and
+// the caller's inputs. The Manager's StartSession, SwitchCycle, … apply them
+// through the compare-and-set; a MutateSession callback may call them to
+// commit a transition together with the host's own change, in one write:
+//
+//	m.MutateSession(ctx, id, func(s *synckairos.State) error {
+//		now, err := m.Now(ctx)
+//		if err != nil {
+//			return err
+//		}
+//		if err := s.Complete(now); err != nil {
+//			return err
+//		}
+//		s.Metadata = map[string]string{"result": "1-0", "reason": "resignation"}
+//		return nil
+//	})
+//
+// Each takes now in whole milliseconds, and never earlier than the start of
+// the running cycle, so that an instance whose clock is a little behind
+// another's charges nothing twice. Each first applies the expiries that fell
+// due before now, as of their deadlines, as the expirer would: a late call
+// never rescues a flagged player. When a transition is refused, the state is
+// left as it was, except for those expiries, which then stand in
+// LastTransition as the change to write.
+
+// at returns the time a transition at now takes effect.
+func (s *State) at(now time.Time) time.Time {
+	t := msTime(now)
+	if s.CycleStartedAt != nil && t.Before(*s.CycleStartedAt) {
+		t = s.CycleStartedAt.UTC()
+	}
+	return t
+}
+
+// step runs one transition of type typ at now: the expiries due first, then
+// op, which checks before it changes anything and fills in the facts.
+func (s *State) step(now time.Time, typ string, op func(at time.Time, t *Transition) error) error {
+	at := s.at(now)
+	t := s.settle(at)
+	if t == nil {
+		t = &Transition{}
+	}
+	before := *t
+	t.Type, t.At = typ, at
+	if err := op(at, t); err != nil {
+		if before.Type != "" {
+			s.LastTransition = &before
+		}
+		return err
+	}
+	t.Version = s.Version + 1
+	s.LastTransition = t
+	return nil
+}
+
+// expireDue applies the expiries due at now, and reports whether there were
+// any; their facts are then in LastTransition.
+func (s *State) expireDue(now time.Time) bool {
+	t := s.settle(s.at(now))
+	if t == nil {
+		return false
+	}
+	s.LastTransition = t
+	return true
+}
+
+// settle applies, as of their deadlines, the expiries due at now, and
+// returns their facts, or nil when none was due.
+func (s *State) settle(now time.Time) *Transition {
+	var t *Transition
+	for range 100_000 { // a turn timer idle for a day at 1 s per turn
+		d, ok := s.Deadline()
+		if !ok || d.After(now) {
+			break
+		}
+		if t == nil {
+			t = &Transition{}
+		}
+		s.expire(d, t)
+		t.Version = s.Version + 1
+	}
+	return t
+}
+
+// expire applies the running cycle's expiry at its deadline at.
+func (s *State) expire(at time.Time, t *Transition) {
+	p := s.Participant(s.ActiveParticipantID)
+	t.At, t.From, t.To = at, p.ID, ""
+	s.endTurn(at, false, t)
+	switch s.Mode {
+	case ModePerCycle:
+		t.addExpired(p.ID, len(s.Participants))
+		if s.OnExpiry == ExpiryEndSession {
+			s.finish(StatusExpired, at)
+			t.Type = EventSessionExpired
+			return
+		}
+		s.nextTurn(s.nextAfter(p.ID), at)
+		t.Type, t.To = EventCycleExpired, s.ActiveParticipantID
+	case ModePerParticipant, ModePerGroup:
+		for _, id := range s.flag(p) {
+			t.addExpired(id, len(s.Participants))
+		}
+		if s.OnExpiry == ExpiryContinue {
+			if next := s.nextAfter(p.ID); next != "" && s.contenders() >= 2 {
+				s.nextTurn(next, at)
+				t.Type, t.To = EventParticipantExpired, next
+				return
+			}
+		}
+		s.finish(StatusExpired, at)
+		t.Type = EventSessionExpired
+	default: // ModeGlobal, ModeCountUp
+		t.addExpired(p.ID, len(s.Participants))
+		s.finish(StatusExpired, at)
+		t.Type = EventSessionExpired
+	}
+}
+
+// addExpired appends id to Expired once; n, the number of participants,
+// bounds the list, which stops growing once it holds everyone.
+func (t *Transition) addExpired(id string, n int) {
+	if len(t.Expired) < n && !slices.Contains(t.Expired, id) {
+		t.Expired = append(t.Expired, id)
+	}
+}
+
+// flag marks a participant out of time: itself, or its whole group. It
+// returns the participants it marked.
+func (s *State) flag(p *Participant) []string {
+	if s.Mode != ModePerGroup {
+		p.TotalTime, p.HasExpired = 0, true
+		return []string{p.ID}
+	}
+	if g := s.group(p.GroupID); g != nil {
+		g.TotalTime, g.HasExpired = 0, true
+	}
+	var ids []string
+	for i := range s.Participants {
+		if s.Participants[i].GroupID == p.GroupID {
+			s.Participants[i].HasExpired = true
+			ids = append(ids, s.Participants[i].ID)
+		}
+	}
+	return ids
+}
+
+// contenders counts the participants (ModePerParticipant) or groups
+// (ModePerGroup) not expired.
+func (s *State) contenders() int {
+	if s.Mode == ModePerGroup {
+		n := 0
+		for _, g := range s.Groups {
+			if !g.HasExpired {
+				n++
+			}
+		}
+		return n
+	}
+	n := 0
+	for _, p := range s.Participants {
+		if !p.HasExpired {
+			n++
+		}
+	}
+	return n
+}
+
+// nextAfter returns the participant after id in rotation that has not
+// expired, or "".
+func (s *State) nextAfter(id string) string {
+	i := slices.IndexFunc(s.Participants, func(p Participant) bool { return p.ID == id })
+	for k := 1; k <= len(s.Participants); k++ {
+		p := s.Participants[(i+k)%len(s.Participants)]
+		if !p.HasExpired {
+			return p.ID
+		}
+	}
+	return ""
+}
+
+// endTurn ends the running turn at at and charges its time to the active
+// participant and the bank it draws on. A completed turn earns the increment
+// and the Bronstein refund; a turn that ran out, or that a complete or
+// cancel ended, earns neither. The facts go into t.
+func (s *State) endTurn(at time.Time, completed bool, t *Transition) {
+	p := s.Participant(s.ActiveParticipantID)
+	if p == nil {
+		return
+	}
+	used := s.cycleElapsedAt(at)
+	if l, ok := s.limit(); ok {
+		used = min(used, l)
+	}
+	s.CycleElapsed, s.CycleStartedAt = 0, nil
+	p.TimeUsed += used
+	t.From = p.ID
+	t.Used += used
+	var bank *time.Duration
+	switch s.Mode {
+	case ModePerParticipant:
+		bank = &p.TotalTime
+		refund := time.Duration(0)
+		if s.DelayMode == DelaySimple || (completed && s.DelayMode == DelayBronstein) {
+			refund = min(used, s.Delay)
+		}
+		p.TotalTime += refund - used
+		t.Refund += refund
+	case ModePerGroup:
+		if g := s.group(p.GroupID); g != nil {
+			bank = &g.TotalTime
+			g.TotalTime -= used
+			g.TimeUsed += used
+		}
+	case ModeGlobal:
+		s.TotalTime -= used
+	}
+	if completed || s.Mode == ModePerCycle { // a forfeited turn is a turn too
+		p.CycleCount++
+	}
+	if completed && bank != nil {
+		next := min(*bank+s.Increment, MaxBank)
+		t.Increment += next - *bank
+		*bank = next
+	}
+}
+
+// nextTurn starts the next turn, id's, at at.
+func (s *State) nextTurn(id string, at time.Time) {
+	s.Turn++
+	s.ActiveParticipantID = id
+	s.CycleElapsed = 0
+	s.CycleStartedAt = &at
+}
+
+func (s *State) finish(st Status, at time.Time) {
+	s.Status = st
+	s.SessionCompletedAt = &at
+	s.ActiveParticipantID = ""
+	s.CycleElapsed, s.CycleStartedAt = 0, nil
+}
+
+func (s *State) refuse(transition string, allowed ...Status) error {
+	if slices.Contains(allowed, s.Status) {
+		return nil
+	}
+	return &TransitionError{SessionID: s.SessionID, Transition: transition, Status: s.Status, Allowed: allowed}
+}
+
+// Start starts a pending session at now: the first participant that has not
+// expired becomes active and its clock runs.
+func (s *State) Start(now time.Time) error {
+	return s.step(now, EventSessionStarted, func(at time.Time, t *Transition) error {
+		if err := s.refuse("start", StatusPending); err != nil {
+			return err
+		}
+		first := s.nextAfter(s.Participants[len(s.Participants)-1].ID)
+		if first == "" {
+			return invalid("participants", "every participant has expired; none can start")
+		}
+		s.Status = StatusRunning
+		s.SessionStartedAt = &at
+		s.Turn = 0
+		s.nextTurn(first, at)
+		t.To = first
+		return nil
+	})
+}
+
+// SwitchOptions qualify a switch. A nil *SwitchOptions switches from whoever
+// is active to the next in rotation.
+type SwitchOptions struct {
+	// From, when set, must be the active participant, or the switch is
+	// refused with a *TurnError matching ErrNotActive and nothing changes.
+	// An ID the session does not have gives ErrParticipantNotFound.
+	From string
+	// To names the next participant; by default the next in rotation (the
+	// order of State.Participants) that has not expired. It may not be the
+	// active participant: a turn passes to another.
+	To string
+	// Turn, when set, is the turn the switch ends (State.Turn as the caller
+	// last saw it). A switch naming a turn that has already ended is refused
+	// with a *TurnError matching ErrTurnEnded, carrying the current state:
+	// a retried or duplicated "I moved" (a client's retry, the same request
+	// at two instances) is told apart from "not your turn", and made once.
+	Turn int64
+	// Edit, when set, is applied by Manager.SwitchCycle to the state the
+	// switch writes, after the switch: the host's own change (the move, the
+	// board, the score) committed with the clock in one compare-and-set, one
+	// version, one event and one audit row. It may change anything but the
+	// session ID and Version; an error from it refuses the switch, with
+	// nothing written. Like a MutateSession callback, it may be called more
+	// than once and must not call the Manager for the same session.
+	// State.Switch does not call it.
+	Edit func(*State) error
+}
+
+// Switch ends the active participant's turn at now and starts the next
+// one's. The turn's time is charged to its bank, with the mode's increment
+// and delay.
+//
+// A switch after the active participant's time ran out does not rescue it:
+// the expiry is applied as of its deadline, and the switch is refused with
+// a *TransitionError (ErrInvalidTransition), or a *TurnError (ErrNotActive),
+// if the session went on with another participant.
+func (s *State) Switch(now time.Time, opts *SwitchOptions) error {
+	var o SwitchOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.From != "" && s.Participant(o.From) == nil {
+		return participantNotFound(s.SessionID, o.From)
+	}
+	if o.To != "" && s.Participant(o.To) == nil {
+		return participantNotFound(s.SessionID, o.To)
+	}
+	if o.Turn < 0 {
+		return invalid("turn", "negative turn %d", o.Turn)
+	}
+	// Turns named are checked against the state as it was before any
+	// expiry applied now: a turn ended earlier is a duplicate, whatever the
+	// session's status since.
+	if o.Turn != 0 && o.Turn < s.Turn {
+		return &TurnError{Err: ErrTurnEnded, SessionID: s.SessionID, Participant: o.From, Turn: o.Turn}
+	}
+	if o.Turn > s.Turn {
+		return invalid("turn", "turn %d has not started; the session is at turn %d", o.Turn, s.Turn)
+	}
+	return s.step(now, EventCycleSwitched, func(at time.Time, t *Transition) error {
+		if err := s.refuse("switch", StatusRunning); err != nil {
+			return err
+		}
+		from := s.ActiveParticipantID
+		if o.From != "" && o.From != from {
+			return &TurnError{Err: ErrNotActive, SessionID: s.SessionID, Participant: o.From, Turn: o.Turn, Active: from}
+		}
+		if o.Turn != 0 && o.Turn != s.Turn {
+			// The named turn passed on by its expiry, applied just now.
+			return &TurnError{Err: ErrNotActive, SessionID: s.SessionID, Participant: o.From, Turn: o.Turn, Active: from}
+		}
+		to := o.To
+		switch {
+		case to == "":
+			to = s.nextAfter(from)
+		case to == from:
+			return invalid("to", "%q is the active participant: a switch passes the turn to another", to)
+		case s.Participant(to).HasExpired:
+			return invalid("to", "participant %q has expired", to)
+		}
+		s.endTurn(at, true, t)
+		s.nextTurn(to, at)
+		t.To = to
+		return nil
+	})
+}
+
+// Pause stops every clock of a running session at now; paused time is never
+// charged.
+func (s *State) Pause(now time.Time) error {
+	return s.step(now, EventSessionPaused, func(at time.Time, _ *Transition) error {
+		if err := s.refuse("pause", StatusRunning); err != nil {
+			return err
+		}
+		s.CycleElapsed = s.cycleElapsedAt(at)
+		s.CycleStartedAt = nil
+		s.Status = StatusPaused
+		return nil
+	})
+}
+
+// Resume restarts the clocks of a paused session at now, where they stopped.
+func (s *State) Resume(now time.Time) error {
+	return s.step(now, EventSessionResumed, func(at time.Time, t *Transition) error {
+		if err := s.refuse("resume", StatusPaused); err != nil {
+			return err
+		}
+		s.Status = StatusRunning
+		s.CycleStartedAt = &at
+		t.To = s.ActiveParticipantID
+		return nil
+	})
+}
+
+// Complete finishes a running or paused session at now; the running turn is
+// charged, without increment.
+func (s *State) Complete(now time.Time) error {
+	return s.end(now, "complete", StatusCompleted, EventSessionCompleted, StatusRunning, StatusPaused)
+}
+
+// Cancel abandons a session that has not finished; a running turn is
+// charged, without increment.
+func (s *State) Cancel(now time.Time) error {
+	return s.end(now, "cancel", StatusCancelled, EventSessionCancelled, StatusPending, StatusRunning, StatusPaused)
+}
+
+func (s *State) end(now time.Time, transition string, to Status, typ string, from ...Status) error {
+	return s.step(now, typ, func(at time.Time, t *Transition) error {
+		if err := s.refuse(transition, from...); err != nil {
+			return err
+		}
+		s.endTurn(at, false, t)
+		s.finish(to, at)
+		return nil
+	})
+}
+
+// AddTime adds d (or, negative, takes it) at now to the bank that
+// participantID draws on: its own, its group's, or, in ModeGlobal, the
+// session's. A bank cannot go below what its running turn has used, nor
+// above MaxBank. It is refused in ModePerCycle and ModeCountUp, which have
+// no banks, for a participant whose time ran out, and on finished sessions.
+func (s *State) AddTime(now time.Time, participantID string, d time.Duration) error {
+	if s.Participant(participantID) == nil {
+		return participantNotFound(s.SessionID, participantID)
+	}
+	if d != d.Truncate(time.Millisecond) {
+		return invalid("d", "%v is not a whole number of milliseconds", d)
+	}
+	return s.step(now, EventTimeAdded, func(at time.Time, t *Transition) error {
+		if err := s.refuse("add time to", StatusPending, StatusRunning, StatusPaused); err != nil {
+			return err
+		}
+		p := s.Participant(participantID)
+		if p.HasExpired {
+			return invalid("participant_id", "participant %q has expired; time added cannot bring it back", participantID)
+		}
+		var bank *time.Duration
+		switch s.Mode {
+		case ModePerParticipant:
+			bank = &p.TotalTime
+		case ModePerGroup:
+			if g := s.group(p.GroupID); g != nil {
+				bank = &g.TotalTime
+			}
+		case ModeGlobal:
+			bank = &s.TotalTime
+		}
+		if bank == nil {
+			return invalid("mode", "%s sessions have no bank to add time to", s.Mode)
+		}
+		// A bank running now must stay above what the turn has used: at
+		// it, the time would have run out already.
+		floor := time.Duration(0)
+		if a := s.Participant(s.ActiveParticipantID); a != nil && (s.Mode == ModeGlobal ||
+			(s.Mode == ModePerParticipant && a.ID == p.ID) || (s.Mode == ModePerGroup && a.GroupID == p.GroupID)) {
+			floor = s.charged(s.cycleElapsedAt(at))
+		}
+		next := *bank + d
+		if next <= floor || next > MaxBank {
+			return invalid("d", "the bank would be %v, want above %v and at most %v", next, floor, MaxBank)
+		}
+		*bank = next
+		t.Participant, t.Added = participantID, d
+		return nil
+	})
+}
+
+// String returns a short account of the transition, for logs.
+func (t *Transition) String() string {
+	return fmt.Sprintf("%s v%d at %s from %q to %q used %v (+%v increment, +%v refund)",
+		t.Type, t.Version, t.At.Format(jsonTimeLayout), t.From, t.To, t.Used, t.Increment, t.Refund)
+}
