@@ -38,29 +38,42 @@ type SwitchResult struct {
 
 // transition applies op, one of the State's transitions, to the session
 // through the compare-and-set of MutateSession, then the host's edit, if
-// any. When op is refused after applying an expiry that was due, the expiry
-// is written alone and the written state comes back with op's error. Every
-// refusal carries the current state.
+// any. Expiries that fell due before the call are written first, alone, as
+// the expirer would; op is then applied to the state they leave (a switch
+// is refused). When op is refused after expiries were written, the written
+// state comes back with op's error. Every refusal carries the current state.
 func (m *Manager) transition(ctx context.Context, id string, op func(s *State, now time.Time) error, edit func(*State) error) (*State, error) {
 	var opErr error
-	s, written, err := m.mutate(ctx, id, edit != nil, func(s *State, now time.Time) (bool, error) {
-		before := s.LastTransition
-		if opErr = op(s, now); opErr != nil {
-			return s.LastTransition != before, nil // the expiry alone, if any
-		}
-		if edit != nil {
-			if err := edit(s); err != nil {
-				return false, err
+	wrote := false
+	for {
+		s, written, err := m.mutate(ctx, id, edit != nil, func(s *State, now time.Time) (bool, error) {
+			before := s.LastTransition
+			if opErr = op(s, now); opErr != nil {
+				return s.LastTransition != before, nil // the expiries alone, if any
 			}
+			if edit != nil {
+				if err := edit(s); err != nil {
+					return false, err
+				}
+			}
+			return true, nil
+		})
+		switch {
+		case err != nil:
+			return nil, err
+		case opErr == nil:
+			return s, nil
+		case errors.Is(opErr, ErrTimeRanOut) && written:
+			wrote = true
+			continue // the expiries are written: now the transition
 		}
-		return true, nil
-	})
-	if err != nil {
-		return nil, err
+		return refused(opErr, s, written || wrote)
 	}
-	if opErr == nil {
-		return s, nil
-	}
+}
+
+// refused returns a refusal carrying the current state s, and s when the
+// call wrote it (expiries applied on the way).
+func refused(opErr error, s *State, written bool) (*State, error) {
 	var te *TransitionError
 	var ue *TurnError
 	switch {

@@ -55,6 +55,12 @@ var (
 	// (SwitchOptions.Turn) that has already ended: most often a duplicate of
 	// a switch already made.
 	ErrTurnEnded = errors.New("synckairos: turn already ended")
+	// ErrTimeRanOut is returned by a State's transition other than Switch
+	// when the session's time ran out before it: the state then holds the
+	// expiries (LastTransition says what ran out) and not the transition.
+	// The Manager's calls never return it: they write the expiries, and
+	// then make the transition on the state those leave.
+	ErrTimeRanOut = errors.New("synckairos: time ran out before the transition")
 	// ErrReentrant is returned by a call of the Manager for a session made
 	// from inside a MutateSession callback (or a SwitchOptions.Edit) for the
 	// same session on the same Manager, which would otherwise wait for

@@ -2,6 +2,7 @@ package synckairos_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -205,4 +206,40 @@ func TestTimeUsedCountsTheWholeTurn(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A turn timer left running forfeits turn after turn; however long it was
+// left, the turns are all accounted, exactly, as one write.
+func TestForfeitedTurnsOfALongAbsence(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, idle := range []time.Duration{2500 * time.Millisecond, 7 * time.Second, 24*time.Hour + 500*time.Millisecond} {
+		s := &synckairos.State{SessionID: "x", Mode: synckairos.ModePerCycle, TimePerCycle: time.Second,
+			Status: synckairos.StatusPending, Version: 1, Participants: players(0, "a", "b", "c")}
+		if err := s.Start(start); err != nil {
+			t.Fatal(err)
+		}
+		s.Version++
+		now := start.Add(idle)
+		if err := s.Pause(now); !errors.Is(err, synckairos.ErrTimeRanOut) {
+			t.Fatalf("pause after %v: %v", idle, err)
+		}
+		turns := int64(idle / time.Second) // forfeited, each a whole second
+		tr := s.LastTransition
+		if s.Turn != 1+turns || tr.Used != time.Duration(turns)*time.Second || timeUsed(s) != tr.Used {
+			t.Errorf("after %v: turn %d (want %d), used %v, TimeUsed %v", idle, s.Turn, 1+turns, tr.Used, timeUsed(s))
+		}
+		if want := s.Participants[turns%3].ID; s.ActiveParticipantID != want {
+			t.Errorf("after %v: %s active, want %s", idle, s.ActiveParticipantID, want)
+		}
+		if got := s.ElapsedAt(now); got != idle {
+			t.Errorf("after %v: ElapsedAt %v", idle, got)
+		}
+		counts := 0
+		for _, p := range s.Participants {
+			counts += p.CycleCount
+		}
+		if int64(counts) != turns {
+			t.Errorf("after %v: %d turns counted, want %d", idle, counts, turns)
+		}
+	}
 }

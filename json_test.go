@@ -15,6 +15,7 @@ import (
 
 type refState struct {
 	SessionID           string            `json:"session_id"`
+	Life                int64             `json:"life"`
 	Mode                Mode              `json:"mode"`
 	Status              Status            `json:"status"`
 	Version             int64             `json:"version"`
@@ -91,7 +92,7 @@ func refDecode(b []byte) (*State, error) {
 		return t.UTC()
 	}
 	s := &State{
-		SessionID: r.SessionID, Mode: r.Mode, Status: r.Status, Version: r.Version,
+		SessionID: r.SessionID, Life: r.Life, Mode: r.Mode, Status: r.Status, Version: r.Version,
 		ActiveParticipantID: r.ActiveParticipantID,
 		TotalTime:           time.Duration(r.TotalTime) * time.Millisecond,
 		TimePerCycle:        time.Duration(r.TimePerCycle) * time.Millisecond,
@@ -139,7 +140,7 @@ func sampleStates() []*State {
 	plain := &State{SessionID: "s", Mode: ModeGlobal, Status: StatusPending, Version: 1,
 		Participants: []Participant{{ID: "a"}}, CreatedAt: at, UpdatedAt: at}
 	full := &State{
-		SessionID: `weird "id" \ with / slashes`, Mode: ModePerGroup, Status: StatusRunning, Version: 1 << 40,
+		SessionID: `weird ,"life":"id" \ with / slashes`, Life: 1795924266423474, Mode: ModePerGroup, Status: StatusRunning, Version: 1 << 40,
 		ActiveParticipantID: "ünï",
 		Participants: []Participant{
 			{ID: "ünï", Index: 0, GroupID: "g1", TotalTime: 3 * time.Minute, TimeUsed: time.Second, CycleCount: 7, IsActive: true},
@@ -201,7 +202,7 @@ func TestJSONAgreesWithReference(t *testing.T) {
 func toRef(s *State) *refState {
 	ms := func(d time.Duration) int64 { return d.Milliseconds() }
 	r := &refState{
-		SessionID: s.SessionID, Mode: s.Mode, Status: s.Status, Version: s.Version,
+		SessionID: s.SessionID, Life: s.Life, Mode: s.Mode, Status: s.Status, Version: s.Version,
 		ActiveParticipantID: s.ActiveParticipantID,
 		TotalTime:           ms(s.TotalTime), TimePerCycle: ms(s.TimePerCycle), Increment: ms(s.Increment), MaxTime: ms(s.MaxTime),
 		Delay: ms(s.Delay), DelayMode: s.DelayMode, OnExpiry: s.OnExpiry, CycleElapsed: ms(s.CycleElapsed),
@@ -282,4 +283,19 @@ func FuzzStateJSON(f *testing.F) {
 			t.Fatalf("encoding/json reads %s differently (-ours +ref):\n%s", out, diff)
 		}
 	})
+}
+
+// The write script of a create fills in the life at lifeOffset: the state's
+// own field, whatever the session ID holds.
+func TestLifeOffsetSkipsTheSessionID(t *testing.T) {
+	for _, id := range []string{"plain", `a,"life":7`, `,"life":`, `"`, `\`} {
+		s := &State{SessionID: id, Mode: ModeGlobal, Status: StatusPending, Participants: []Participant{{ID: "a"}}}
+		b := s.appendJSON(nil)
+		at := lifeOffset(b)
+		patched := string(b[:at]) + "123" + string(b[at+1:])
+		var back State
+		if err := back.UnmarshalJSON([]byte(patched)); err != nil || back.Life != 123 || back.SessionID != id {
+			t.Errorf("%q: patched %s: life %d, id %q, %v", id, patched, back.Life, back.SessionID, err)
+		}
+	}
 }

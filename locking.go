@@ -16,6 +16,9 @@ import (
 // state, so that a caller can retry at once without reading again.
 type ConflictError struct {
 	SessionID string
+	// Life is the life of the state the write was based on; Current.Life
+	// differs when the session was deleted and created again meanwhile.
+	Life int64
 	// Expected is the version the write was based on.
 	Expected int64
 	// Actual is the version stored when the write was refused.
@@ -26,6 +29,10 @@ type ConflictError struct {
 
 // Error names the session and both versions.
 func (e *ConflictError) Error() string {
+	if e.Current != nil && e.Current.Life != e.Life {
+		return fmt.Sprintf("synckairos: version conflict on session %q: expected version %d of life %d, found version %d of life %d (created again)",
+			e.SessionID, e.Expected, e.Life, e.Actual, e.Current.Life)
+	}
 	return fmt.Sprintf("synckairos: version conflict on session %q: expected version %d, found %d", e.SessionID, e.Expected, e.Actual)
 }
 
@@ -66,7 +73,7 @@ func (m *Manager) write(ctx context.Context, expected int64, next *State, now ti
 	b := next.appendJSON(nil)
 	deadline, _ := next.Deadline()
 	r, err := m.store.Write(ctx, store.Write{Op: "update", SessionID: next.SessionID, Expected: expected, State: b,
-		EventType: next.LastTransition.Type, At: next.UpdatedAt, Deadline: deadline})
+		EventType: next.LastTransition.Type, At: next.UpdatedAt, Deadline: deadline, Life: next.Life})
 	if err != nil {
 		return nil, m.storeError("update", next.SessionID, err)
 	}
@@ -76,7 +83,7 @@ func (m *Manager) write(ctx context.Context, expected int64, next *State, now ti
 	case store.NotFound:
 		return nil, fmt.Errorf("%w: %q", ErrSessionNotFound, next.SessionID)
 	case store.Conflict:
-		return nil, conflict(next.SessionID, expected, r)
+		return nil, conflict(next.SessionID, next.Life, expected, r)
 	}
 	return nil, unexpected("update", next.SessionID, r)
 }
@@ -113,14 +120,14 @@ func (m *Manager) prepare(ctx context.Context, s *State, want string) (*State, t
 	return s.Clone(), now, nil
 }
 
-// conflict returns the *ConflictError of a refused write, carrying the
-// stored state the script returned.
-func conflict(id string, expected int64, r store.Result) error {
+// conflict returns the *ConflictError of a refused write based on version
+// expected of life, carrying the stored state the script returned.
+func conflict(id string, life, expected int64, r store.Result) error {
 	current, err := decodeState(id, r.Version, r.State)
 	if err != nil {
 		return err
 	}
-	return &ConflictError{SessionID: id, Expected: expected, Actual: r.Version, Current: current}
+	return &ConflictError{SessionID: id, Life: life, Expected: expected, Actual: r.Version, Current: current}
 }
 
 // Backoff between MutateSession attempts after the first retry: 10 ms, 20 ms,
@@ -144,7 +151,11 @@ const (
 // Calls for one session from one Manager take turns, so that they never
 // conflict with each other, only with other instances. A call of the Manager
 // for the same session from inside fn would wait for itself: it fails at
-// once with ErrReentrant.
+// once with ErrReentrant. (A call from another goroutine that fn waits for
+// is a deadlock that cannot be told; don't.) Keep fn short and free of I/O:
+// while it runs, the session's calls from this process wait, and, on Linux,
+// its goroutine is locked to its OS thread (up to 64 such callbacks at once
+// in a process), which is how a call from inside it is recognized.
 //
 // The first retry runs at once on the state carried by the conflict, which is
 // fresh at that moment. Later retries wait (10 ms, 20 ms, 40 ms, … with
@@ -209,6 +220,9 @@ func (m *Manager) mutate(ctx context.Context, id string, hostCode bool, fn func(
 		}
 		if next.Version != current.Version {
 			return nil, false, invalid("version", "changed by the mutate function from %d to %d", current.Version, next.Version)
+		}
+		if next.Life != current.Life {
+			return nil, false, invalid("life", "changed by the mutate function from %d to %d", current.Life, next.Life)
 		}
 		if err := next.Validate(); err != nil {
 			return nil, false, err

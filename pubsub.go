@@ -1,7 +1,6 @@
 package synckairos
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -33,6 +32,8 @@ const (
 type SessionEvent struct {
 	Kind      EventKind
 	SessionID string
+	// Life is the life of the session ID the change belongs to (State.Life).
+	Life int64
 	// Version is the version the change committed. A deletion carries the
 	// version after the last stored one.
 	Version int64
@@ -219,6 +220,8 @@ func decodeEvent(msg string) (SessionEvent, error) {
 			ev.SessionID, err = d.string()
 		case "version":
 			ev.Version, err = d.int()
+		case "life":
+			ev.Life, err = d.int()
 		case "state":
 			if d.null() {
 				return nil
@@ -251,8 +254,14 @@ func decodeEvent(msg string) (SessionEvent, error) {
 	}
 	if ev.Transition == nil {
 		// A deletion, or a state written before transitions were recorded.
-		typ := map[EventKind]string{EventCreated: EventSessionCreated, EventDeleted: EventSessionDeleted}[ev.Kind]
-		ev.Transition = &Transition{Type: cmp.Or(typ, EventSessionUpdated), Version: ev.Version}
+		typ := EventSessionUpdated
+		switch ev.Kind {
+		case EventCreated:
+			typ = EventSessionCreated
+		case EventDeleted:
+			typ = EventSessionDeleted
+		}
+		ev.Transition = &Transition{Type: typ, Version: ev.Version}
 	}
 	return ev, nil
 }

@@ -110,9 +110,9 @@ func TestSubscribeToUpdatesAcrossInstances(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := []synckairos.SessionEvent{
-			{Kind: synckairos.EventCreated, SessionID: "ev", Version: 1, State: created, Transition: created.LastTransition},
-			{Kind: synckairos.EventUpdated, SessionID: "ev", Version: 2, State: updated, Transition: updated.LastTransition},
-			{Kind: synckairos.EventDeleted, SessionID: "ev", Version: 3,
+			{Kind: synckairos.EventCreated, SessionID: "ev", Life: created.Life, Version: 1, State: created, Transition: created.LastTransition},
+			{Kind: synckairos.EventUpdated, SessionID: "ev", Life: created.Life, Version: 2, State: updated, Transition: updated.LastTransition},
+			{Kind: synckairos.EventDeleted, SessionID: "ev", Life: created.Life, Version: 3,
 				Transition: &synckairos.Transition{Type: synckairos.EventSessionDeleted, Version: 3}},
 		}
 		if diff := cmp.Diff(want, events.waitFor(t, 3)); diff != "" {

@@ -54,6 +54,15 @@ func TestCreateRefusesWhatCannotBeRight(t *testing.T) {
 			s.Status, s.ActiveParticipantID = synckairos.StatusCompleted, "a"
 		})},
 		{"data that is not JSON", "data", chess(func(s *synckairos.State) { s.Data = json.RawMessage(`{"board":`) })},
+		{"data with a NUL", "data", chess(func(s *synckairos.State) { s.Data = json.RawMessage(`{"a":"x\u0000y"}`) })},
+		{"data not UTF-8", "data", chess(func(s *synckairos.State) { s.Data = json.RawMessage("\"\xff\"") })},
+		{"metadata with a NUL", "metadata", chess(func(s *synckairos.State) { s.Metadata = map[string]string{"k": "a\x00b"} })},
+		{"continue in global", "on_expiry", &synckairos.State{SessionID: "x", Mode: synckairos.ModeGlobal, TotalTime: time.Minute,
+			OnExpiry: synckairos.ExpiryContinue, Participants: players(0, "a", "b")}},
+		{"a group outside per_group", "participants[0].group_id", chess(func(s *synckairos.State) { s.Participants[0].GroupID = "g" })},
+		{"a group without members", "groups[1]", &synckairos.State{SessionID: "x", Mode: synckairos.ModePerGroup,
+			Groups:       []synckairos.Group{{ID: "g", TotalTime: time.Minute}, {ID: "empty", TotalTime: time.Minute}},
+			Participants: []synckairos.Participant{{ID: "a", GroupID: "g"}}}},
 		{"data too large", "data", chess(func(s *synckairos.State) {
 			s.Data = json.RawMessage(`"` + strings.Repeat("x", synckairos.MaxDataBytes) + `"`)
 		})},
@@ -227,4 +236,81 @@ func TestReentrantCallsFailAtOnce(t *testing.T) {
 			t.Fatalf("refused calls wrote v%d", got.Version)
 		}
 	})
+}
+
+// Expiries due before a call are written first, alone, as the expirer would:
+// a late switch, named or not, is refused and charges nobody else; any other
+// transition is then made on the state they leave, in its own version.
+func TestExpiriesDueBeforeACallAreTheirOwnWrite(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		m, clock := engineManager(t, b, nil)
+		ctx := context.Background()
+		mustCreate(t, m, &synckairos.State{SessionID: "turns", Mode: synckairos.ModePerCycle, TimePerCycle: 10 * time.Second,
+			Participants: players(0, "a", "b", "c")})
+		if _, err := m.StartSession(ctx, "turns"); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(15 * time.Second) // a's turn ran out 5 s ago; b's runs
+		r, err := m.SwitchCycle(ctx, "turns", nil)
+		var te *synckairos.TurnError
+		if !errors.As(err, &te) || !errors.Is(err, synckairos.ErrNotActive) || r == nil {
+			t.Fatalf("late unnamed switch: %v, %v", r, err)
+		}
+		s := r.State
+		if tr := s.LastTransition; tr.Type != synckairos.EventCycleExpired || tr.From != "a" || tr.To != "b" ||
+			s.ActiveParticipantID != "b" || s.Participant("b").CycleCount != 0 || s.Version != 3 {
+			t.Fatalf("after the late switch: %v, %s active, b's turns %d, v%d", tr, s.ActiveParticipantID, s.Participant("b").CycleCount, s.Version)
+		}
+
+		clock.Advance(12 * time.Second) // b's turn ran out at 20 s; c's has run 7 s
+		s, err = m.PauseSession(ctx, "turns")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Version != 5 || s.LastTransition.Type != synckairos.EventSessionPaused || s.ActiveParticipantID != "c" ||
+			s.CycleElapsed != 7*time.Second {
+			t.Fatalf("pause after b's turn ran out: v%d %v, %s active, %v elapsed", s.Version, s.LastTransition, s.ActiveParticipantID, s.CycleElapsed)
+		}
+		expiry, err := b.newManager(nil).GetSession(ctx, "turns")
+		if err != nil || expiry.Version != 5 {
+			t.Fatal(expiry, err)
+		}
+	})
+}
+
+// One write commits one transition: a second on the same state is refused,
+// and the account of the first is never lost.
+func TestOneTransitionPerWrite(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := &synckairos.State{SessionID: "x", Mode: synckairos.ModePerParticipant, Status: synckairos.StatusPending, Version: 1,
+		Participants: players(time.Minute, "a", "b")}
+	if err := s.Start(now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Pause(now.Add(time.Second)); !errors.Is(err, synckairos.ErrInvalidState) || s.Status != synckairos.StatusRunning {
+		t.Fatalf("a second transition on one state: %v, %s", err, s.Status)
+	}
+}
+
+// A transition never takes effect before the state's last one: a resume
+// from an instance whose clock is behind the pause's does not charge the
+// difference twice.
+func TestTransitionsNeverGoBackInTime(t *testing.T) {
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := &synckairos.State{SessionID: "x", Mode: synckairos.ModePerParticipant, Status: synckairos.StatusPending, Version: 1,
+		Participants: players(time.Minute, "a", "b")}
+	step := func(f func() error) {
+		t.Helper()
+		if err := f(); err != nil {
+			t.Fatal(err)
+		}
+		s.Version++
+	}
+	step(func() error { return s.Start(at) })
+	step(func() error { return s.Pause(at.Add(10 * time.Second)) })
+	step(func() error { return s.Resume(at.Add(9995 * time.Millisecond)) }) // a clock 5 ms behind
+	step(func() error { return s.Switch(at.Add(20*time.Second), nil) })
+	if used := s.LastTransition.Used; used != 20*time.Second {
+		t.Fatalf("the turn charged %v, ran 20s", used)
+	}
 }

@@ -34,16 +34,18 @@ func (m *Manager) CreateSession(ctx context.Context, s *State) (*State, error) {
 	next.CreatedAt = now
 	next.UpdatedAt = now
 	next.LastTransition = &Transition{Type: EventSessionCreated, Version: 1, At: now}
+	next.Life = 0 // a placeholder digit for the script's
 	next.normalize()
 	b := next.appendJSON(nil)
 	deadline, _ := next.Deadline()
 	r, err := m.store.Write(ctx, store.Write{Op: "create", SessionID: next.SessionID, State: b, EventType: EventSessionCreated,
-		At: now, Deadline: deadline})
+		At: now, Deadline: deadline, LifeAt: lifeOffset(b)})
 	if err != nil {
 		return nil, m.storeError("create", next.SessionID, err)
 	}
 	switch r.Outcome {
 	case store.Written:
+		next.Life = r.Life
 		return m.written(next.SessionID, next, r)
 	case store.Exists:
 		return nil, fmt.Errorf("%w: %q", ErrSessionExists, next.SessionID)
@@ -135,7 +137,7 @@ func (m *Manager) RestoreSession(ctx context.Context, s *State) (*State, error) 
 	next.normalize()
 	deadline, _ := next.Deadline()
 	r, err := m.store.Write(ctx, store.Write{Op: "restore", SessionID: next.SessionID, Expected: next.Version,
-		State: next.appendJSON(nil), At: now, Deadline: deadline})
+		State: next.appendJSON(nil), At: now, Deadline: deadline, Life: next.Life})
 	if err != nil {
 		return nil, m.storeError("restore", next.SessionID, err)
 	}
@@ -143,7 +145,7 @@ func (m *Manager) RestoreSession(ctx context.Context, s *State) (*State, error) 
 	case store.Written:
 		return m.written(next.SessionID, next, r)
 	case store.Conflict:
-		return nil, conflict(next.SessionID, next.Version-1, r)
+		return nil, conflict(next.SessionID, next.Life, next.Version-1, r)
 	}
 	return nil, unexpected("restore", next.SessionID, r)
 }

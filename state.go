@@ -115,7 +115,14 @@ type State struct {
 	// SessionID identifies the session: non-empty, printable, at most
 	// MaxSessionIDBytes.
 	SessionID string
-	Mode      Mode
+	// Life tells apart the lives of a reused session ID: each CreateSession
+	// starts a new one, and the Manager gives it a number unique for the ID
+	// and larger than that of any earlier life (the Redis server time of the
+	// create in microseconds, or more). A write based on a state of another
+	// life is refused as a conflict; the audit trail keys its rows by
+	// (session ID, life, version). The Manager owns it.
+	Life int64
+	Mode Mode
 	// Status defaults to StatusPending on CreateSession.
 	Status Status
 	// Version is the number of committed changes. The Manager owns it:
@@ -243,13 +250,14 @@ func (s *State) normalize() {
 	if len(s.Metadata) == 0 {
 		s.Metadata = nil
 	}
-	if len(s.Data) == 0 {
-		s.Data = nil
-	} else {
+	if len(s.Data) > 0 {
 		var b bytes.Buffer
 		if json.Compact(&b, s.Data) == nil { // valid: Validate ran
 			s.Data = b.Bytes()
 		}
+	}
+	if len(s.Data) == 0 || string(s.Data) == "null" {
+		s.Data = nil // null is no data, as a read returns it
 	}
 	if t := s.LastTransition; t != nil {
 		t.At = msTime(t.At)

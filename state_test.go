@@ -17,6 +17,7 @@ func TestStateJSONFormLiteral(t *testing.T) {
 	started := time.Date(2026, 3, 4, 5, 6, 7, 890_000_000, time.FixedZone("CET", 3600))
 	s := &synckairos.State{
 		SessionID:           "g",
+		Life:                1795924266423474,
 		Mode:                synckairos.ModePerGroup,
 		Status:              synckairos.StatusRunning,
 		Version:             3,
@@ -42,7 +43,7 @@ func TestStateJSONFormLiteral(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"session_id":"g","mode":"per_group","status":"running","version":3,"turn":5,` +
+	want := `{"session_id":"g","life":1795924266423474,"mode":"per_group","status":"running","version":3,"turn":5,` +
 		`"participants":[` +
 		`{"participant_id":"a","index":0,"group_id":"white","total_time_ms":90000,"time_used_ms":1500,"cycle_count":2,"is_active":true,"has_expired":false},` +
 		`{"participant_id":"b","index":1,"group_id":"black","total_time_ms":60000,"time_used_ms":0,"cycle_count":0,"is_active":false,"has_expired":true}],` +

@@ -23,6 +23,17 @@ import (
 
 const jsonTimeLayout = "2006-01-02T15:04:05.000Z07:00"
 
+// lifeField follows the session ID: the first occurrence of it in a state's
+// JSON is the state's own (a string's quotes are escaped), which the write
+// script of a create fills in.
+const lifeField = `,"life":`
+
+// lifeOffset returns the offset of the life's first digit in b, a state's
+// JSON.
+func lifeOffset(b []byte) int {
+	return bytes.Index(b, []byte(lifeField)) + len(lifeField)
+}
+
 // MarshalJSON encodes s in its stored JSON form.
 func (s *State) MarshalJSON() ([]byte, error) {
 	return s.appendJSON(nil), nil
@@ -34,6 +45,8 @@ func (s *State) appendJSON(b []byte) []byte {
 	}
 	b = append(b, `{"session_id":`...)
 	b = appendString(b, s.SessionID)
+	b = append(b, lifeField...)
+	b = strconv.AppendInt(b, s.Life, 10)
 	b = append(b, `,"mode":`...)
 	b = appendString(b, string(s.Mode))
 	b = append(b, `,"status":`...)
@@ -260,6 +273,8 @@ func (d *decoder) state(out *State) error {
 		switch string(name) {
 		case "session_id":
 			out.SessionID, err = d.string()
+		case "life":
+			out.Life, err = d.int()
 		case "mode":
 			var m string
 			m, err = d.string()

@@ -131,9 +131,15 @@ func (s *State) RemainingAt(now time.Time) time.Duration {
 }
 
 // ElapsedAt returns the session's running time at now: every completed
-// cycle and the current one, paused time excluded.
+// cycle and the current one, paused time excluded. The current one counts
+// up to its deadline: time runs out there, whether or not the expiry has
+// been written yet.
 func (s *State) ElapsedAt(now time.Time) time.Duration {
-	return s.usedTotal() + s.cycleElapsedAt(now)
+	e := s.cycleElapsedAt(now)
+	if l, ok := s.limit(); ok && s.ActiveParticipantID != "" {
+		e = min(e, l)
+	}
+	return s.usedTotal() + e
 }
 
 // ParticipantRemainingAt returns the time left at now on one participant's

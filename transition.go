@@ -1,8 +1,10 @@
 package synckairos
 
 import (
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -73,13 +75,19 @@ type Transition struct {
 //		return nil
 //	})
 //
-// Each takes now in whole milliseconds, and never earlier than the start of
-// the running cycle, so that an instance whose clock is a little behind
-// another's charges nothing twice. Each first applies the expiries that fell
-// due before now, as of their deadlines, as the expirer would: a late call
-// never rescues a flagged player. When a transition is refused, the state is
-// left as it was, except for those expiries, which then stand in
-// LastTransition as the change to write.
+// Each takes now in whole milliseconds, and never earlier than the state's
+// last transition or the start of its running cycle, so that an instance
+// whose clock is a little behind another's charges nothing twice.
+//
+// One write commits one transition: a state that holds a transition made
+// for its next version (LastTransition.Version == Version+1) refuses
+// another. When the session's time ran out before now, a transition is not
+// made: the expiries are applied instead, as of their deadlines, as the
+// expirer would, and stand in LastTransition as the change to write; Switch
+// is then refused (a late switch never rescues a flagged player), and the
+// others return ErrTimeRanOut, after which the Manager writes the expiries
+// and applies the transition again to the state they leave. Any other
+// refusal leaves the state as it was.
 
 // at returns the time a transition at now takes effect.
 func (s *State) at(now time.Time) time.Time {
@@ -87,23 +95,26 @@ func (s *State) at(now time.Time) time.Time {
 	if s.CycleStartedAt != nil && t.Before(*s.CycleStartedAt) {
 		t = s.CycleStartedAt.UTC()
 	}
+	if l := s.LastTransition; l != nil && t.Before(l.At) {
+		t = l.At.UTC()
+	}
 	return t
 }
 
-// step runs one transition of type typ at now: the expiries due first, then
-// op, which checks before it changes anything and fills in the facts.
+// step runs one transition of type typ at now: op checks before it changes
+// anything, and fills in the facts.
 func (s *State) step(now time.Time, typ string, op func(at time.Time, t *Transition) error) error {
-	at := s.at(now)
-	t := s.settle(at)
-	if t == nil {
-		t = &Transition{}
+	if l := s.LastTransition; l != nil && l.Version == s.Version+1 {
+		return invalid("last_transition", "the state holds a %s for version %d already; one write commits one transition", l.Type, l.Version)
 	}
-	before := *t
-	t.Type, t.At = typ, at
+	at := s.at(now)
+	if t := s.settle(at); t != nil {
+		s.LastTransition = t
+		return fmt.Errorf("%w: %s ran out at %s, before the %s at %s", ErrTimeRanOut,
+			strings.Join(t.Expired, ", "), t.At.Format(jsonTimeLayout), typ, at.Format(jsonTimeLayout))
+	}
+	t := &Transition{Type: typ, At: at}
 	if err := op(at, t); err != nil {
-		if before.Type != "" {
-			s.LastTransition = &before
-		}
 		return err
 	}
 	t.Version = s.Version + 1
@@ -126,7 +137,11 @@ func (s *State) expireDue(now time.Time) bool {
 // returns their facts, or nil when none was due.
 func (s *State) settle(now time.Time) *Transition {
 	var t *Transition
-	for range 100_000 { // a turn timer idle for a day at 1 s per turn
+	n := len(s.Participants)
+	// At most every participant runs out once, but in ModePerCycle, where
+	// turns are forfeited round after round: there whole rounds are applied
+	// at once, after the first.
+	for i := 0; i < 4*n+4; i++ {
 		d, ok := s.Deadline()
 		if !ok || d.After(now) {
 			break
@@ -134,10 +149,34 @@ func (s *State) settle(now time.Time) *Transition {
 		if t == nil {
 			t = &Transition{}
 		}
+		if s.Mode == ModePerCycle && i == n {
+			s.forfeitRounds(now.Sub(d), t)
+			continue
+		}
 		s.expire(d, t)
 		t.Version = s.Version + 1
 	}
 	return t
+}
+
+// forfeitRounds applies at once the whole rounds of forfeited turns that fit
+// in late, the time past the running turn's deadline: each participant
+// forfeits the same number of turns, the same TimePerCycle each.
+func (s *State) forfeitRounds(late time.Duration, t *Transition) {
+	round := time.Duration(len(s.Participants)) * s.TimePerCycle
+	r := int64(late / round)
+	if r == 0 {
+		return
+	}
+	for i := range s.Participants {
+		s.Participants[i].CycleCount += int(r)
+		s.Participants[i].TimeUsed += time.Duration(r) * s.TimePerCycle
+	}
+	s.Turn += r * int64(len(s.Participants))
+	start := s.CycleStartedAt.Add(time.Duration(r) * round)
+	s.CycleStartedAt = &start
+	t.Used += time.Duration(r) * round
+	t.At = start
 }
 
 // expire applies the running cycle's expiry at its deadline at.
@@ -357,10 +396,11 @@ type SwitchOptions struct {
 // one's. The turn's time is charged to its bank, with the mode's increment
 // and delay.
 //
-// A switch after the active participant's time ran out does not rescue it:
-// the expiry is applied as of its deadline, and the switch is refused with
-// a *TransitionError (ErrInvalidTransition), or a *TurnError (ErrNotActive),
-// if the session went on with another participant.
+// A switch after the active participant's time ran out does not rescue it,
+// nor end the turn of whoever the session went on with: the expiry is
+// applied as of its deadline, and the switch is refused with a
+// *TransitionError (ErrInvalidTransition) if the session ended, or a
+// *TurnError (ErrNotActive) if it went on.
 func (s *State) Switch(now time.Time, opts *SwitchOptions) error {
 	var o SwitchOptions
 	if opts != nil {
@@ -384,16 +424,12 @@ func (s *State) Switch(now time.Time, opts *SwitchOptions) error {
 	if o.Turn > s.Turn {
 		return invalid("turn", "turn %d has not started; the session is at turn %d", o.Turn, s.Turn)
 	}
-	return s.step(now, EventCycleSwitched, func(at time.Time, t *Transition) error {
+	err := s.step(now, EventCycleSwitched, func(at time.Time, t *Transition) error {
 		if err := s.refuse("switch", StatusRunning); err != nil {
 			return err
 		}
 		from := s.ActiveParticipantID
 		if o.From != "" && o.From != from {
-			return &TurnError{Err: ErrNotActive, SessionID: s.SessionID, Participant: o.From, Turn: o.Turn, Active: from}
-		}
-		if o.Turn != 0 && o.Turn != s.Turn {
-			// The named turn passed on by its expiry, applied just now.
 			return &TurnError{Err: ErrNotActive, SessionID: s.SessionID, Participant: o.From, Turn: o.Turn, Active: from}
 		}
 		to := o.To
@@ -410,6 +446,15 @@ func (s *State) Switch(now time.Time, opts *SwitchOptions) error {
 		t.To = to
 		return nil
 	})
+	if errors.Is(err, ErrTimeRanOut) {
+		// The turn the switch was sent for ended by its expiry, applied
+		// now: whoever sent it, the switch is too late.
+		if rerr := s.refuse("switch", StatusRunning); rerr != nil {
+			return rerr
+		}
+		return &TurnError{Err: ErrNotActive, SessionID: s.SessionID, Participant: o.From, Turn: o.Turn, Active: s.ActiveParticipantID}
+	}
+	return err
 }
 
 // Pause stops every clock of a running session at now; paused time is never

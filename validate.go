@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -57,6 +58,9 @@ func (s *State) Validate() error {
 	}
 	if s.CycleElapsed < 0 {
 		return invalid("cycle_elapsed_ms", "negative duration %v", s.CycleElapsed)
+	}
+	if s.Life < 0 {
+		return invalid("life", "negative life %d", s.Life)
 	}
 	if s.Turn < 0 {
 		return invalid("turn", "negative turn %d", s.Turn)
@@ -113,8 +117,26 @@ func validateData(data json.RawMessage) error {
 		return invalid("data", "%d bytes, want at most %d", len(data), MaxDataBytes)
 	case !json.Valid(data):
 		return invalid("data", "not one valid JSON value")
+	case !utf8.Valid(data):
+		return invalid("data", "not valid UTF-8")
+	case hasNULEscape(data):
+		return invalid("data", `a string holds \u0000, which Postgres cannot store (the audit trail)`)
 	}
 	return nil
+}
+
+// hasNULEscape reports whether valid JSON b escapes a NUL in a string.
+func hasNULEscape(b []byte) bool {
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		if i+5 < len(b) && b[i+1] == 'u' && string(b[i+2:i+6]) == "0000" {
+			return true
+		}
+		i++ // the escaped character
+	}
+	return false
 }
 
 // validateControls refuses time controls the session's mode does not use:
@@ -140,6 +162,14 @@ func (s *State) validateControls() error {
 	} {
 		if c.set && !slices.Contains(c.modes, s.Mode) {
 			return invalid(c.field, "set, but %s sessions do not use it (it applies to %q)", s.Mode, c.modes)
+		}
+	}
+	if s.OnExpiry == ExpiryContinue && (s.Mode == ModeGlobal || s.Mode == ModeCountUp) {
+		return invalid("on_expiry", "%q, but a %s session has one bank for everyone: running out ends it", s.OnExpiry, s.Mode)
+	}
+	for i, p := range s.Participants {
+		if p.GroupID != "" && s.Mode != ModePerGroup {
+			return invalid(fmt.Sprintf("participants[%d].group_id", i), "set, but %s sessions have no groups (it applies to %q)", s.Mode, ModePerGroup)
 		}
 	}
 	if s.Mode != ModePerParticipant {
@@ -226,10 +256,22 @@ func (s *State) validateTransition() error {
 	if len(t.Expired) > len(s.Participants) {
 		return invalid("last_transition.expired", "%d participants, more than the session has", len(t.Expired))
 	}
-	for _, id := range append([]string{t.From, t.To, t.Participant}, t.Expired...) {
-		if len(id) > MaxSessionIDBytes || !utf8.ValidString(id) {
-			return invalid("last_transition", "participant ID %q is not valid", id)
+	for _, id := range [...]string{t.From, t.To, t.Participant} {
+		if err := validateFactID(id); err != nil {
+			return err
 		}
+	}
+	for _, id := range t.Expired {
+		if err := validateFactID(id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func validateFactID(id string) error {
+	if len(id) > MaxSessionIDBytes || !utf8.ValidString(id) {
+		return invalid("last_transition", "participant ID %q is not valid", id)
 	}
 	return nil
 }
@@ -308,9 +350,16 @@ func (s *State) validateGroups() error {
 	if len(s.Groups) == 0 {
 		return invalid("groups", "a per_group session needs its groups")
 	}
+	members := make(map[string]int, len(s.Groups))
 	for i, p := range s.Participants {
 		if _, ok := seen[p.GroupID]; !ok {
 			return invalid(fmt.Sprintf("participants[%d].group_id", i), "%q names no group", p.GroupID)
+		}
+		members[p.GroupID]++
+	}
+	for i, g := range s.Groups {
+		if members[g.ID] == 0 {
+			return invalid(fmt.Sprintf("groups[%d]", i), "group %q has no participant", g.ID)
 		}
 	}
 	return nil
@@ -355,6 +404,11 @@ func validateMetadata(md map[string]string) error {
 		// JSON would replace invalid UTF-8 silently: refuse it instead.
 		if !utf8.ValidString(k) || !utf8.ValidString(v) {
 			return invalid("metadata", "key %q: key or value is not valid UTF-8", k)
+		}
+		// Postgres stores no NUL in text or jsonb: the audit trail could
+		// not record the state.
+		if strings.ContainsRune(k, 0) || strings.ContainsRune(v, 0) {
+			return invalid("metadata", "key %q: key or value holds a NUL character, which Postgres cannot store (the audit trail)", k)
 		}
 		size += len(k) + len(v)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"github.com/synckairos/synckairos/audit"
 	"github.com/synckairos/synckairos/internal/keys"
 	"github.com/synckairos/synckairos/internal/rediscluster"
+	"github.com/synckairos/synckairos/migrations"
 )
 
 func newState(id string, participants int) *synckairos.State {
@@ -83,8 +85,12 @@ func TestMigrateIsIdempotentAndConcurrent(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM synckairos_migrations`).Scan(&applied); err != nil {
 		t.Fatal(err)
 	}
-	if applied != 1 {
-		t.Fatalf("%d migrations recorded, want 1", applied)
+	ups, err := fs.Glob(migrations.FS, "*.up.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if applied != len(ups) {
+		t.Fatalf("%d migrations recorded, want %d", applied, len(ups))
 	}
 	for _, table := range []string{"sync_sessions", "sync_events", "sync_participants"} {
 		if _, err := pool.Exec(ctx, "SELECT 1 FROM "+table+" LIMIT 1"); err != nil {
@@ -503,33 +509,70 @@ func TestSessionRowWithEventsOutOfOrder(t *testing.T) {
 	}
 }
 
-// A session ID used again after a deletion starts again at version 1; its
-// events cannot take rows that the first session's hold. They are reported,
-// not dropped silently.
-func TestReusedSessionIDIsReported(t *testing.T) {
+// A session ID used again and again (a table, a lobby, a match slot): every
+// version of every life is one row, told apart by the life; nothing is
+// reported as a failure; sync_sessions and sync_participants show the
+// current life.
+func TestEveryLifeOfAReusedIDIsRecorded(t *testing.T) {
 	p := newPipeline(t, nil)
 	p.startRelay(t, p.pool, nil)
 	ctx := context.Background()
-	if _, err := p.m.CreateSession(ctx, newState("again", 1)); err != nil {
+	const reuses = 200
+	var last *synckairos.State
+	for i := range reuses {
+		s, err := p.m.CreateSession(ctx, newState("table-7", 1+i%3))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			if s, err = p.m.StartSession(ctx, "table-7"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		last = s
+		if i < reuses-1 {
+			if err := p.m.DeleteSession(ctx, "table-7"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// 100 lives of 3 versions (created, started, deleted), 99 of 2, the
+	// last of 1: created.
+	n := 100*3 + 99*2 + 1
+	p.waitRows(t, n)
+	if f := p.failed(); len(f) != 0 {
+		t.Fatalf("failures reported: %+v", f)
+	}
+	var lives, dups int
+	if err := p.pool.QueryRow(ctx, `SELECT count(DISTINCT life), count(*) - count(DISTINCT (life, version)) FROM sync_events
+		WHERE session_id = 'table-7'`).Scan(&lives, &dups); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.m.DeleteSession(ctx, "again"); err != nil {
+	if lives != reuses || dups != 0 {
+		t.Fatalf("%d lives recorded, %d duplicate rows; want %d and 0", lives, dups, reuses)
+	}
+	var life, version int64
+	var status string
+	var deleted *time.Time
+	if err := p.pool.QueryRow(ctx, `SELECT life, last_version, final_status, deleted_at FROM sync_sessions WHERE session_id = 'table-7'`).
+		Scan(&life, &version, &status, &deleted); err != nil {
 		t.Fatal(err)
 	}
-	p.waitRows(t, 2)
-	if _, err := p.m.CreateSession(ctx, newState("again", 1)); err != nil {
+	if life != last.Life || version != 1 || status != "pending" || deleted != nil {
+		t.Fatalf("sync_sessions: life %d v%d %s deleted %v; want life %d v1 pending", life, version, status, deleted, last.Life)
+	}
+	var participants int
+	if err := p.pool.QueryRow(ctx, `SELECT count(*) FROM sync_participants WHERE session_id = 'table-7' AND life = $1`, last.Life).
+		Scan(&participants); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(p.failed()) == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	var others int
+	if err := p.pool.QueryRow(ctx, `SELECT count(*) FROM sync_participants WHERE session_id = 'table-7' AND life <> $1`, last.Life).
+		Scan(&others); err != nil {
+		t.Fatal(err)
 	}
-	f := p.failed()
-	if len(f) != 1 || !errors.Is(f[0].err, audit.ErrVersionTaken) || f[0].events[0].Version != 1 {
-		t.Fatalf("failures: %+v", f)
-	}
-	if v := p.versions(t); len(v) != 2 || v["again v1"] != 1 {
-		t.Fatalf("rows: %v", v)
+	if participants != len(last.Participants) || others != 0 {
+		t.Fatalf("sync_participants: %d of the current life (want %d), %d of earlier ones", participants, len(last.Participants), others)
 	}
 }
 

@@ -17,7 +17,10 @@ const MaxAttempts = 5
 // Event is one committed version of a session, as the write that committed
 // it appended it to its partition's outbox.
 type Event struct {
-	SessionID string    `json:"session_id"`
+	SessionID string `json:"session_id"`
+	// Life is the life of the session ID (synckairos.State.Life); 0 for
+	// events written before lives were recorded.
+	Life      int64     `json:"life,omitempty"`
 	Version   int64     `json:"version"`
 	Type      string    `json:"event_type"`
 	Timestamp time.Time `json:"timestamp"`

@@ -26,10 +26,10 @@ func RecoverSession(ctx context.Context, m *synckairos.Manager, pool *pgxpool.Po
 	var version int64
 	var snapshot []byte
 	err := pool.QueryRow(ctx, `
-		SELECT (SELECT max(version) FROM sync_events WHERE session_id = $1), state_snapshot::text
-		FROM sync_events
+		SELECT (SELECT max(version) FROM sync_events WHERE session_id = $1 AND life = e.life), state_snapshot::text
+		FROM sync_events e
 		WHERE session_id = $1 AND state_snapshot IS NOT NULL
-		ORDER BY version DESC
+		ORDER BY life DESC, version DESC
 		LIMIT 1`, id).Scan(&version, &snapshot)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("%w: %q has no snapshot in sync_events", synckairos.ErrSessionNotFound, id)

@@ -284,6 +284,11 @@ func parseEntry(e rueidis.XRangeEntry) (Event, error) {
 	if err != nil {
 		return ev, fmt.Errorf("timestamp %q", f["ts"])
 	}
+	if l, ok := f["life"]; ok {
+		if ev.Life, err = strconv.ParseInt(l, 10, 64); err != nil || ev.Life < 0 {
+			return ev, fmt.Errorf("life %q", l)
+		}
+	}
 	ev.Version, ev.Type, ev.Timestamp = v, f["type"], time.UnixMilli(ts).UTC()
 	if ev.Type == "" {
 		return ev, errors.New("no event type")

@@ -46,16 +46,17 @@ type WorkerTestConfig struct {
 	BeforeWrite func(attempt int) error
 }
 
-// ErrVersionTaken reports events whose (session_id, version) row holds an
-// event of another time: the session ID was used before, deleted or expired,
-// and created again, starting again at version 1. Such events cannot be
-// written under the unique key; keep session IDs unique for the life of the
-// audit trail.
-var ErrVersionTaken = errors.New("audit: (session_id, version) already recorded for an earlier session with this ID")
+// ErrVersionTaken reports events whose (session_id, life, version) row
+// holds an event of another time: a version committed twice, as when a
+// Redis failover lost a write that the audit trail had already recorded and
+// the session committed that version again. The row keeps the first.
+var ErrVersionTaken = errors.New("audit: (session_id, life, version) already recorded with another event")
 
 // Worker writes audit events to Postgres: a row of sync_events per event,
-// idempotent on (session_id, version), and the latest state of each session
-// to sync_sessions and sync_participants, in one transaction per job.
+// idempotent on (session_id, life, version), and the latest state of each
+// session's current life to sync_sessions and sync_participants, in one
+// transaction per job. An event Postgres refuses (a constraint or a data
+// error) is reported to OnFailure alone: the job's other events are written.
 // Register it in the host's River client:
 //
 //	workers := river.NewWorkers()
@@ -88,28 +89,15 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[BatchArgs]) error {
 	for _, b := range bad {
 		w.fail(ctx, []Event{b.event}, b.err)
 	}
-	var collided []Event
-	err := func() error {
-		if w.cfg.Test.BeforeWrite != nil {
-			if err := w.cfg.Test.BeforeWrite(job.Attempt); err != nil {
-				return err
-			}
-		}
-		return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) (err error) {
-			collided, err = writeRows(ctx, tx, rows)
-			return err
-		})
-	}()
+	err := w.write(ctx, job.Attempt, rows)
 	if err == nil {
-		if len(collided) > 0 {
-			w.fail(ctx, collided, ErrVersionTaken)
-		}
 		return nil
 	}
 	err = fmt.Errorf("audit: write %d events: %w", len(rows), err)
 	if permanent(err) {
-		w.fail(ctx, job.Args.Events, err)
-		return river.JobCancel(err)
+		// Some event is one Postgres refuses: write the others one by one,
+		// and report only those refused.
+		return w.writeEach(ctx, job, rows)
 	}
 	if job.Attempt >= job.MaxAttempts {
 		w.fail(ctx, job.Args.Events, fmt.Errorf("after %d attempts: %w", job.Attempt, err))
@@ -117,7 +105,50 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[BatchArgs]) error {
 	return err
 }
 
+// write writes rows in one transaction, and reports the collisions.
+func (w *Worker) write(ctx context.Context, attempt int, rows []row) error {
+	if w.cfg.Test.BeforeWrite != nil {
+		if err := w.cfg.Test.BeforeWrite(attempt); err != nil {
+			return err
+		}
+	}
+	var collided []Event
+	if err := pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) (err error) {
+		collided, err = writeRows(ctx, tx, rows)
+		return err
+	}); err != nil {
+		return err
+	}
+	if len(collided) > 0 {
+		w.fail(ctx, collided, ErrVersionTaken)
+	}
+	return nil
+}
+
+// writeEach writes rows one transaction each, after their batch was refused
+// for one of them. Refused events go to OnFailure; a transient error fails
+// the job, to be retried (rows written meanwhile are written once).
+func (w *Worker) writeEach(ctx context.Context, job *river.Job[BatchArgs], rows []row) error {
+	for _, r := range rows {
+		err := w.write(ctx, job.Attempt, []row{r})
+		switch {
+		case err == nil:
+		case permanent(err):
+			w.fail(ctx, []Event{r.Event}, fmt.Errorf("audit: write %s life %d v%d: %w", r.SessionID, r.Life, r.Version, err))
+		default:
+			if job.Attempt >= job.MaxAttempts {
+				w.fail(ctx, job.Args.Events, fmt.Errorf("after %d attempts: %w", job.Attempt, err))
+			}
+			return fmt.Errorf("audit: write %s life %d v%d: %w", r.SessionID, r.Life, r.Version, err)
+		}
+	}
+	return nil
+}
+
 func (w *Worker) fail(ctx context.Context, events []Event, err error) {
+	if len(events) == 0 {
+		return
+	}
 	w.cfg.Logger.Error("synckairos: audit events will not reach Postgres", "events", len(events),
 		"first_session", events[0].SessionID, "first_version", events[0].Version, "err", err)
 	if w.cfg.OnFailure != nil {
@@ -160,6 +191,10 @@ func decodeEvents(events []Event) ([]row, []badEvent) {
 			}
 			if s.SessionID != e.SessionID {
 				bad = append(bad, badEvent{e, fmt.Errorf("state snapshot of %s v%d names session %q", e.SessionID, e.Version, s.SessionID)})
+				continue
+			}
+			if s.Life != e.Life {
+				bad = append(bad, badEvent{e, fmt.Errorf("state snapshot of %s v%d is of life %d, the event of life %d", e.SessionID, e.Version, s.Life, e.Life)})
 				continue
 			}
 			s.Version = e.Version

@@ -4,6 +4,7 @@ package keylock
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 )
 
@@ -19,9 +20,12 @@ type Map struct {
 }
 
 type entry struct {
-	sem   chan struct{} // holds a token while locked
-	refs  int           // holders and waiters
-	owner uint64        // while the holder is in Guard: its identity (see pin), else 0
+	sem  chan struct{} // holds a token while locked
+	refs int           // holders and waiters
+	// owner is, while the holder is in Guard, its identity: the ID of the
+	// OS thread it is locked to (byThread), or its goroutine ID; else 0.
+	owner    uint64
+	byThread bool
 }
 
 // Held is a lock held.
@@ -43,7 +47,7 @@ func (m *Map) Lock(ctx context.Context, key string) (*Held, error) {
 	if e == nil {
 		e = &entry{sem: make(chan struct{}, 1)}
 		m.locks[key] = e
-	} else if e.owner != 0 && e.owner == self() {
+	} else if e.owner != 0 && e.owner == self(e.byThread) {
 		m.mu.Unlock()
 		return nil, ErrHeldByCaller
 	}
@@ -67,22 +71,55 @@ func (h *Held) Unlock() {
 
 // Guard runs fn, code that might call back, such that a Lock of the key
 // from fn's goroutine fails with ErrHeldByCaller instead of waiting for
-// itself. On Linux the goroutine is locked to its OS thread while fn runs
-// (runtime.LockOSThread), which is how it is recognized, for about 0.2 µs;
-// elsewhere its goroutine ID is read from a stack trace, for a few
-// microseconds.
+// itself. (A Lock from another goroutine that fn waits for is a deadlock it
+// cannot tell.)
+//
+// Go names goroutines only in stack traces, which take a few microseconds
+// to read. On Linux, Guard instead locks the goroutine to its OS thread
+// while fn runs (runtime.LockOSThread) and knows it by the thread, for
+// about 0.25 µs; as a callback that blocks keeps its thread, at most
+// MaxPinned Guards of the process do so at once, and the others read their
+// goroutine's ID.
 func (h *Held) Guard(fn func()) {
-	g := pin()
+	g, byThread := pin()
 	h.m.mu.Lock()
-	h.e.owner = g
+	h.e.owner, h.e.byThread = g, byThread
 	h.m.mu.Unlock()
 	defer func() {
 		h.m.mu.Lock()
-		h.e.owner = 0
+		h.e.owner, h.e.byThread = 0, false
 		h.m.mu.Unlock()
-		unpin()
+		if byThread {
+			unpin()
+		}
 	}()
 	fn()
+}
+
+// MaxPinned bounds the Guards that lock their goroutine to its thread at
+// once, in the whole process: the extra threads that blocked callbacks can
+// hold.
+const MaxPinned = 64
+
+var pinned = make(chan struct{}, MaxPinned)
+
+// goid returns the calling goroutine's ID, from the first line of its stack
+// trace ("goroutine 42 [running]:").
+func goid() uint64 {
+	var buf [32]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	const prefix = "goroutine "
+	if len(b) < len(prefix) {
+		return 0
+	}
+	var id uint64
+	for _, c := range b[len(prefix):] {
+		if c < '0' || c > '9' {
+			break
+		}
+		id = id*10 + uint64(c-'0')
+	}
+	return id
 }
 
 func (m *Map) release(key string, e *entry) {

@@ -134,3 +134,37 @@ func BenchmarkLockUnlock(b *testing.B) {
 		})
 	}
 }
+
+// Past MaxPinned Guards at once, the others still tell their holder.
+func TestGuardBeyondThePinnedOnes(t *testing.T) {
+	var m Map
+	ctx := context.Background()
+	release := make(chan struct{})
+	var ready, done sync.WaitGroup
+	for i := range MaxPinned + 8 {
+		ready.Add(1)
+		done.Go(func() {
+			key := string(rune('a'+i%26)) + string(rune('0'+i/26))
+			held, err := m.Lock(ctx, key)
+			if err != nil {
+				t.Error(err)
+				ready.Done()
+				return
+			}
+			held.Guard(func() {
+				ready.Done()
+				<-release // every Guard is in at once
+				if _, err := m.Lock(ctx, key); !errors.Is(err, ErrHeldByCaller) {
+					t.Errorf("guard %d: second Lock: %v", i, err)
+				}
+			})
+			held.Unlock()
+		})
+	}
+	ready.Wait()
+	close(release)
+	done.Wait()
+	if n := len(pinned); n != 0 {
+		t.Fatalf("%d pin slots still taken", n)
+	}
+}

@@ -5,16 +5,30 @@ import (
 	"syscall"
 )
 
-// A guarded holder is locked to its OS thread, which then runs no other
-// goroutine: a caller on that thread is the holder itself.
+// A goroutine locked to its thread is the only one that thread runs: a
+// caller on that thread is the holder itself.
 
-// pin locks the calling goroutine to its thread and returns the thread's ID.
-func pin() uint64 {
-	runtime.LockOSThread()
-	return uint64(syscall.Gettid())
+// pin identifies the calling goroutine for Guard: by its thread, locked to
+// it, while a slot is free; else by its goroutine ID.
+func pin() (id uint64, byThread bool) {
+	select {
+	case pinned <- struct{}{}:
+		runtime.LockOSThread()
+		return uint64(syscall.Gettid()), true
+	default:
+		return goid(), false
+	}
 }
 
-func unpin() { runtime.UnlockOSThread() }
+func unpin() {
+	runtime.UnlockOSThread()
+	<-pinned
+}
 
-// self returns the identity the caller would have as a guarded holder.
-func self() uint64 { return uint64(syscall.Gettid()) }
+// self returns the caller's identity of the kind a holder has.
+func self(byThread bool) uint64 {
+	if byThread {
+		return uint64(syscall.Gettid())
+	}
+	return goid()
+}

@@ -2,30 +2,10 @@
 
 package keylock
 
-import "runtime"
+// Without a cheap thread ID, a holder in Guard is known by its goroutine ID.
 
-// Without a cheap thread ID, a guarded holder is known by its goroutine ID,
-// which Go shows only in stack traces ("goroutine 42 [running]:").
-
-func pin() uint64 { return goid() }
+func pin() (id uint64, byThread bool) { return goid(), false }
 
 func unpin() {}
 
-func self() uint64 { return goid() }
-
-func goid() uint64 {
-	var buf [32]byte
-	b := buf[:runtime.Stack(buf[:], false)]
-	const prefix = "goroutine "
-	if len(b) < len(prefix) {
-		return 0
-	}
-	var id uint64
-	for _, c := range b[len(prefix):] {
-		if c < '0' || c > '9' {
-			break
-		}
-		id = id*10 + uint64(c-'0')
-	}
-	return id
-}
+func self(bool) uint64 { return goid() }

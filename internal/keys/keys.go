@@ -56,6 +56,12 @@ func (l Layout) Deadlines(partition int) string {
 	return l.prefix + l.Tag(partition) + ":deadlines"
 }
 
+// Lives returns the key holding the last life number given to a session
+// created in a partition. It never expires.
+func (l Layout) Lives(partition int) string {
+	return l.prefix + l.Tag(partition) + ":lives"
+}
+
 // Partitions returns the number of partitions.
 func (l Layout) Partitions() int { return l.partitions }
 

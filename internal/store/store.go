@@ -74,6 +74,9 @@ type Result struct {
 	// Replicas is, when the store waits for replicas, how many acknowledged
 	// the write.
 	Replicas int64
+	// Life is the life of the session written (Written): for a create, the
+	// one the script gave it.
+	Life int64
 }
 
 // Store reads and writes sessions under one key layout.
@@ -152,6 +155,12 @@ type Write struct {
 	// run out: the write records it in the partition's deadline index.
 	// Unset, the write removes the session from the index.
 	Deadline time.Time
+	// Life is, for an update or a restore, the life of the state written:
+	// the write is refused as a conflict if the session stored is of another
+	// life. For a create, the script gives the life and puts it in the state
+	// in place of the placeholder digit at byte LifeAt of State.
+	Life   int64
+	LifeAt int
 }
 
 // Write runs the write script.
@@ -175,11 +184,15 @@ func (s *Store) Write(ctx context.Context, w Write) (Result, error) {
 	if s.sharded {
 		publish, channel = "SPUBLISH", s.layout.PartitionUpdates(partition)
 	}
-	keys := []string{s.layout.Session(w.SessionID), s.layout.Outbox(partition), s.layout.Deadlines(partition)}
+	keys := []string{s.layout.Session(w.SessionID), s.layout.Outbox(partition), s.layout.Deadlines(partition), s.layout.Lives(partition)}
+	life := strconv.FormatInt(w.Life, 10)
+	if w.Op == "create" {
+		life = strconv.Itoa(w.LifeAt + 1) // Lua counts from 1
+	}
 	args := []string{
 		w.Op, strconv.FormatInt(w.Expected, 10), rueidis.BinaryString(w.State), strconv.FormatInt(ttl.Milliseconds(), 10),
 		channel, rueidis.BinaryString(quotedID), eventType, strconv.FormatInt(w.At.UnixMilli(), 10),
-		deadline, w.SessionID, publish,
+		deadline, w.SessionID, publish, life,
 	}
 	var vals []rueidis.RedisMessage
 	var replicas int64
@@ -201,10 +214,12 @@ func (s *Store) Write(ctx context.Context, w Write) (Result, error) {
 	r := Result{Outcome: Outcome(code), Replicas: replicas}
 	switch r.Outcome {
 	case Written:
-		if len(vals) != 2 {
-			return r, fmt.Errorf("write script returned %d values, want 2", len(vals))
+		if len(vals) != 3 {
+			return r, fmt.Errorf("write script returned %d values, want 3", len(vals))
 		}
-		r.Version, err = vals[1].AsInt64()
+		if r.Version, err = vals[1].AsInt64(); err == nil {
+			r.Life, err = vals[2].AsInt64()
+		}
 	case Conflict:
 		if len(vals) != 3 || vals[2].IsNil() {
 			return r, fmt.Errorf("%w: session hash without its state", ErrWrongType)

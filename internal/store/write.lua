@@ -1,12 +1,14 @@
 -- The one place where a session change is committed. Atomically: check the
--- version, write the state with its TTL, publish the change, append it to
--- the partition's audit outbox, and keep the partition's deadline index.
+-- version (and the life), write the state with its TTL, publish the change,
+-- append it to the partition's audit outbox, and keep the partition's
+-- deadline index.
 --
--- The version lives in its own hash field, so the check never decodes the
--- state: a write costs the same with 2 or 1000 participants.
+-- The version and the life live in their own hash fields, so the check never
+-- decodes the state: a write costs the same with 2 or 1000 participants.
 local key = KEYS[1]
 local outbox = KEYS[2]       -- the partition's outbox stream (same hash slot)
 local deadlines = KEYS[3]    -- the partition's deadline index (same hash slot)
+local lives = KEYS[4]        -- the partition's last life number (same hash slot)
 local op = ARGV[1]           -- 'create', 'update', 'delete' or 'restore'
 local expected = ARGV[2]     -- update: the version read; restore: the version to restore at
 local state = ARGV[3]        -- create, update, restore: the state JSON, at the next version
@@ -18,6 +20,8 @@ local at_ms = ARGV[8]        -- server time of the change, in ms
 local deadline_ms = ARGV[9]  -- when the session's clocks next run out; empty: none
 local session_id = ARGV[10]
 local publish = ARGV[11]     -- 'PUBLISH', or 'SPUBLISH' to a channel of the partition's slot
+local life = ARGV[12]        -- update, restore: the state's life; create: the byte
+                             -- offset of the life's placeholder digit in the state
 
 local OK, NOT_FOUND, CONFLICT, EXISTS, CORRUPT = 1, 0, 2, 3, 4
 
@@ -27,17 +31,32 @@ if op == 'create' then
     return {EXISTS}
   end
   next_version = '1'
+  -- A new life of the ID: the server time in microseconds, and more than any
+  -- life given in the partition before, so that lives are unique per ID and
+  -- a later life has a larger number, even after Redis lost its data.
+  local t = redis.call('TIME')
+  local n = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local last = tonumber(redis.call('GET', lives) or '0') or 0
+  if n <= last then n = last + 1 end
+  local offset = tonumber(life)
+  life = string.format('%d', n)
+  redis.call('SET', lives, life)
+  state = string.sub(state, 1, offset - 1) .. life .. string.sub(state, offset + 1)
 else
   local current = redis.call('HGET', key, 'v')
   if op == 'restore' then
-    -- Only over nothing, or over an older version.
-    if current and (tonumber(current) or 0) >= tonumber(expected) then
+    -- Only over nothing, or over an older version of the same life.
+    if current and ((tonumber(current) or 0) >= tonumber(expected) or
+        (redis.call('HGET', key, 'l') or '0') ~= life) then
       return {CONFLICT, current, redis.call('HGET', key, 's')}
     end
     if not current and redis.call('EXISTS', key) == 1 then
       return {CORRUPT}
     end
     next_version = expected
+    if tonumber(life) > (tonumber(redis.call('GET', lives) or '0') or 0) then
+      redis.call('SET', lives, life)
+    end
   else
     if not current then
       if redis.call('EXISTS', key) == 1 then
@@ -45,7 +64,9 @@ else
       end
       return {NOT_FOUND}
     end
-    if op == 'update' and current ~= expected then
+    local stored_life = redis.call('HGET', key, 'l') or '0'
+    if op == 'update' and (current ~= expected or stored_life ~= life) then
+      -- Another version, or another life of the ID at the same version.
       return {CONFLICT, current, redis.call('HGET', key, 's')}
     end
     local n = tonumber(current)
@@ -53,6 +74,7 @@ else
       return {CORRUPT}
     end
     next_version = string.format('%d', n + 1)
+    life = stored_life
   end
 end
 
@@ -61,16 +83,17 @@ if op == 'delete' then
   redis.call('DEL', key)
   kind = 'deleted'
 else
-  redis.call('HSET', key, 'v', next_version, 's', state)
+  redis.call('HSET', key, 'v', next_version, 's', state, 'l', life)
   redis.call('PEXPIRE', key, ttl_ms)
   if op == 'create' then kind = 'created'
   elseif op == 'update' then kind = 'updated'
   else kind = 'restored' end
 end
 
--- The message's format: 2 since the state carries its last transition.
+-- The message's format: 2 since the state carries its life and last
+-- transition (docs/WIRE.md).
 local message = '{"format":2,"kind":"' .. kind .. '","session_id":' .. session_json ..
-  ',"version":' .. next_version
+  ',"life":' .. life .. ',"version":' .. next_version
 if op ~= 'delete' then
   message = message .. ',"state":' .. state
 end
@@ -83,8 +106,8 @@ else
 end
 
 if event_type ~= '' then
-  redis.call('XADD', outbox, '*', 'sid', session_json, 'v', next_version,
+  redis.call('XADD', outbox, '*', 'sid', session_json, 'life', life, 'v', next_version,
     'type', event_type, 'ts', at_ms, 'state', state)
 end
 
-return {OK, next_version}
+return {OK, next_version, life}
