@@ -598,3 +598,69 @@ func TestEveryVersionBecomesOneRowOnCluster(t *testing.T) {
 	}
 	waitOutboxEmpty(t, p)
 }
+
+// Instances starting together may all run MigrateRiver.
+func TestMigrateRiverConcurrently(t *testing.T) {
+	t.Parallel()
+	for round := range 3 {
+		schema := newSchema(t)
+		pool := newPool(t, schema, "")
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Go(func() {
+				if err := audit.MigrateRiver(context.Background(), pool, schema); err != nil {
+					t.Errorf("round %d: %v", round, err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+}
+
+// A migration reverted by hand (its tables dropped, its record left, as the
+// down files of earlier versions did) is applied again; one reverted by its
+// down file is too.
+func TestMigrateDetectsARevertedMigration(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	pool := newPool(t, schema, "")
+	ctx := context.Background()
+	if err := audit.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	hasLife := func() bool {
+		var ok bool
+		if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM information_schema.columns
+			WHERE table_schema = current_schema() AND table_name = 'sync_events' AND column_name = 'life')`).Scan(&ok); err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	// By hand: the tables go, the records stay.
+	if _, err := pool.Exec(ctx, `DROP TABLE sync_participants, sync_events, sync_sessions`); err != nil {
+		t.Fatal(err)
+	}
+	if err := audit.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	if !hasLife() {
+		t.Fatal("tables dropped by hand were not made again")
+	}
+	// By the down file of 002.
+	down, err := fs.ReadFile(migrations.FS, "002_lives_and_facts.down.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, string(down)); err != nil {
+		t.Fatal(err)
+	}
+	if hasLife() {
+		t.Fatal("the down file left the column")
+	}
+	if err := audit.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	if !hasLife() {
+		t.Fatal("002 reverted by its down file was not applied again")
+	}
+}

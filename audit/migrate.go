@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -21,6 +22,10 @@ import (
 // the table synckairos_migrations. It holds an advisory lock while it works,
 // so two processes may run it at once, and it is safe to run at every start.
 // It applies only .up.sql files: it never drops anything.
+//
+// A migration recorded as applied whose tables or columns are gone (a down
+// migration run by hand that left the record) is detected, and applied
+// again.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	steps, err := upSteps()
 	if err != nil {
@@ -45,6 +50,24 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 		if err != nil {
 			return fmt.Errorf("audit: migrate: %w", err)
 		}
+		slices.Sort(applied)
+		for _, v := range applied {
+			probe, ok := probes[v]
+			if !ok {
+				continue
+			}
+			var present bool
+			if err := tx.QueryRow(ctx, probe).Scan(&present); err != nil {
+				return fmt.Errorf("audit: migrate: check migration %d: %w", v, err)
+			}
+			if !present { // reverted by hand: apply it again
+				if _, err := tx.Exec(ctx, `DELETE FROM synckairos_migrations WHERE version >= $1`, v); err != nil {
+					return fmt.Errorf("audit: migrate: %w", err)
+				}
+				applied = slices.DeleteFunc(applied, func(a int) bool { return a >= v })
+				break
+			}
+		}
 		for _, s := range steps {
 			if slices.Contains(applied, s.version) {
 				continue
@@ -58,6 +81,15 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 		}
 		return nil
 	})
+}
+
+// probes tell, for each migration, whether what it made is there: true when
+// it is.
+var probes = map[int]string{
+	1: `SELECT to_regclass('sync_events') IS NOT NULL AND to_regclass('sync_sessions') IS NOT NULL
+		AND to_regclass('sync_participants') IS NOT NULL`,
+	2: `SELECT EXISTS (SELECT 1 FROM information_schema.columns
+		WHERE table_schema = current_schema() AND table_name = 'sync_events' AND column_name = 'life')`,
 }
 
 type step struct {
@@ -91,8 +123,29 @@ func upSteps() ([]step, error) {
 
 // MigrateRiver applies River's own migrations, which the host owns, to
 // schema ("" for the search_path): a helper for hosts that do not run
-// River's CLI (river migrate-up) or rivermigrate themselves.
+// River's CLI (river migrate-up) or rivermigrate themselves. Like Migrate,
+// it holds an advisory lock while it works, so instances starting together
+// may all run it.
 func MigrateRiver(ctx context.Context, pool *pgxpool.Pool, schema string) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("audit: river migrations: %w", err)
+	}
+	defer conn.Release()
+	// River migrates in transactions of its own: the lock is the session's,
+	// on a connection held aside for it.
+	lock := `SELECT pg_advisory_lock(hashtext(coalesce(nullif($1, ''), current_schema()) || '.river_migrate'))`
+	if _, err := conn.Exec(ctx, lock, schema); err != nil {
+		return fmt.Errorf("audit: river migrations: lock: %w", err)
+	}
+	defer func() {
+		// A cancelled ctx must not leave the lock held by a pooled connection.
+		unlockCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, err := conn.Exec(unlockCtx, `SELECT pg_advisory_unlock(hashtext(coalesce(nullif($1, ''), current_schema()) || '.river_migrate'))`, schema); err != nil {
+			conn.Conn().Close(unlockCtx) // the lock ends with the session
+		}
+	}()
 	migrator, err := rivermigrate.New(riverpgxv5.New(pool), &rivermigrate.Config{Schema: schema})
 	if err != nil {
 		return fmt.Errorf("audit: river migrations: %w", err)
