@@ -32,6 +32,9 @@ anywhere (it is relayed again, and written once).
 		// How soon River picks up the relay's jobs bounds the audit lag.
 		FetchCooldown:     10 * time.Millisecond,
 		FetchPollInterval: 50 * time.Millisecond,
+		// Below the relay's RescueAfter (15 s), which rescues the jobs of a
+		// worker that died.
+		JobTimeout: 10 * time.Second,
 	})
 	if err := riverClient.Start(ctx); err != nil { ... }
 
@@ -46,6 +49,13 @@ poll; River with its defaults (FetchCooldown 100 ms, FetchPollInterval 1 s)
 picked them up too slowly to keep up with 2,000 updates/s on a 2-core machine
 (lag p50 1.65 s, growing), and with FetchCooldown 10 ms and FetchPollInterval
 50 ms kept the lag at p50 38 ms, p99 85 ms (BENCHMARKS.md).
+
+A worker that dies mid-job (a crash, a SIGKILL) leaves its job running in
+River's table, and River's own rescuer takes an hour by default and runs
+every 30 s. The relay rescues audit jobs running for longer than
+RelayConfig.RescueAfter (15 s) itself, so that with the settings above the
+events of a crashed worker land within about 20 s (TestCrashedWorkerEvents
+measures it).
 
 # Why a relay, not a River periodic job
 

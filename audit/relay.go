@@ -31,6 +31,7 @@ const (
 	DefaultBatchSize    = 1000
 	DefaultPollInterval = 50 * time.Millisecond
 	DefaultClaimAfter   = 30 * time.Second
+	DefaultRescueAfter  = 15 * time.Second
 )
 
 // RelayConfig configures a Relay. A nil *RelayConfig gives the defaults.
@@ -48,6 +49,18 @@ type RelayConfig struct {
 	// Keep it well above the time a batch takes. Defaults to
 	// DefaultClaimAfter.
 	ClaimAfter time.Duration
+
+	// RescueAfter is how long an audit job may stay running before the
+	// relay makes it available again, as the job of a worker that died:
+	// River's own rescuer waits an hour by default (RescueStuckJobsAfter)
+	// and runs every 30 s, so a crashed worker's events would wait that
+	// long. An audit job takes milliseconds; one still running after this
+	// long is rescued even if its worker lives, and is then written twice,
+	// once. Keep it above the River client's JobTimeout (10 s in the setup
+	// the package doc shows). The relay checks every RescueAfter/3. A
+	// negative value leaves stuck jobs to River. Defaults to
+	// DefaultRescueAfter.
+	RescueAfter time.Duration
 
 	// Consumer names the relay in the consumer groups; a relay restarted
 	// under the same name first finishes what it had read. Defaults to
@@ -101,6 +114,7 @@ func NewRelay(m *synckairos.Manager, riverClient *river.Client[pgx.Tx], pool *pg
 	c.BatchSize = cmp.Or(c.BatchSize, DefaultBatchSize)
 	c.PollInterval = cmp.Or(c.PollInterval, DefaultPollInterval)
 	c.ClaimAfter = cmp.Or(c.ClaimAfter, DefaultClaimAfter)
+	c.RescueAfter = cmp.Or(c.RescueAfter, DefaultRescueAfter)
 	c.Logger = cmp.Or(c.Logger, slog.Default())
 	if c.Consumer == "" {
 		host, _ := os.Hostname()
@@ -136,9 +150,17 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 	}
 	own := true // first, what this consumer read before and did not acknowledge
-	lastClaim := time.Time{}
+	lastClaim, lastRescue := time.Time{}, time.Time{}
 	wait := r.cfg.PollInterval
 	for ctx.Err() == nil {
+		if r.cfg.RescueAfter > 0 && time.Since(lastRescue) >= r.cfg.RescueAfter/3 {
+			if n, err := r.rescue(ctx); err != nil && ctx.Err() == nil {
+				r.cfg.Logger.Warn("synckairos: audit relay cannot rescue stuck jobs", "err", err)
+			} else if n > 0 {
+				r.cfg.Logger.Warn("synckairos: audit relay rescued jobs stuck running, as of dead workers", "jobs", n)
+			}
+			lastRescue = time.Now()
+		}
 		if time.Since(lastClaim) >= r.cfg.ClaimAfter/2 {
 			claimed, err := r.claim(ctx)
 			if err != nil {
@@ -176,6 +198,22 @@ func (r *Relay) Run(ctx context.Context) error {
 		wait = r.cfg.PollInterval
 	}
 	return ctx.Err()
+}
+
+// rescue makes the audit jobs running for longer than RescueAfter available
+// again, and returns how many it did. It writes River's job table, in the
+// pool's search_path, directly: River offers no call that retries a running
+// job.
+func (r *Relay) rescue(ctx context.Context) (int64, error) {
+	tag, err := r.pool.Exec(ctx, `
+		UPDATE river_job SET state = 'available', scheduled_at = now(),
+			max_attempts = greatest(max_attempts, attempt + 1)
+		WHERE kind = $1 AND state = 'running' AND attempted_at < now() - make_interval(secs => $2)`,
+		JobKind, r.cfg.RescueAfter.Seconds())
+	if err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
 }
 
 // batch is what was read from one outbox.

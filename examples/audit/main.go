@@ -78,6 +78,9 @@ func run(ctx context.Context, out *os.File) error {
 		// How soon River picks up the relay's jobs bounds the audit lag.
 		FetchCooldown:     10 * time.Millisecond,
 		FetchPollInterval: 50 * time.Millisecond,
+		// Below the relay's RescueAfter (15 s), which rescues the jobs of a
+		// worker that died.
+		JobTimeout: 10 * time.Second,
 	})
 	if err != nil {
 		return err
