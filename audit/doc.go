@@ -9,10 +9,12 @@ same atomic step. A Relay reads the outboxes through a Redis consumer group
 and inserts River jobs in batches, in one transaction; it acknowledges and
 deletes the events only after that transaction has committed, and takes over
 the events of a relay that died. The Worker writes each batch in one
-transaction: one sync_events row per (session_id, version), ignoring
-duplicates, and the latest state to sync_sessions and sync_participants. So
-an event survives a Postgres outage (it waits in its outbox) and a crash
-anywhere (it is relayed again, and written once).
+transaction: one sync_events row per (session_id, life, version), ignoring
+duplicates, and the latest state of each ID's current life to sync_sessions
+and sync_participants. So an event survives a Postgres outage (it waits in
+its outbox) and a crash anywhere (it is relayed again, and written once).
+Every life of a reused session ID (a table, a lobby, a match slot: create,
+play, delete or expire, create again) is recorded apart.
 
 # Setting up
 
@@ -69,9 +71,14 @@ serialize onto one process.
 
 Jobs are tried MaxAttempts (5) times, waiting 2 s, 4 s, 8 s and 16 s. A job
 that fails its last attempt, and events that can never be written (a state
-snapshot that does not decode, a constraint violation), go to
+snapshot that does not decode, a row Postgres refuses), go to
 WorkerConfig.OnFailure and are logged at error level; they are not retried
-forever.
+forever. A row Postgres refuses fails its job's transaction: the worker then
+writes the job's events one by one, and reports only those refused.
+OnFailure never reports an event that was written.
+
+Concurrent jobs write their rows in (session_id, life, version) order, so
+that they lock them in the same order and never deadlock each other.
 
 # Migrations
 
@@ -81,16 +88,24 @@ Hosts with their own migration tool take migrations.FS instead. River's
 tables are the host's: River's CLI (river migrate-up), rivermigrate, or
 MigrateRiver.
 
+# Reading the trail
+
+The tables are a stable interface, documented in docs/AUDIT.md of the
+repository. A Reader reads them back: the lives of an ID, a life's history
+page by page (oldest or newest first) with each move's facts (who moved, the
+time used, increment, refund, time added and to whom, who expired), and the
+state at a version or at a time:
+
+	r := audit.NewReader(pool)
+	page, err := r.History(ctx, "game-42", &audit.HistoryOptions{Limit: 50})
+	s, err := r.StateAtTime(ctx, "game-42", 0, at) // life 0: the current one
+
 # Limits
 
-A session ID used again after its session was deleted or expired starts
-again at version 1, and the unique key of sync_events holds the earlier
-session's rows: the new events are reported to WorkerConfig.OnFailure with
-ErrVersionTaken, not written. Keep session IDs unique for the life of the
-audit trail.
-
 The outboxes grow while no relay runs; Relay.Stats reports their length and
-the age of their oldest event.
+the age of their oldest event. An event Postgres refuses is reported to
+OnFailure alone; the synckairos Manager refuses, before committing them,
+the states Postgres cannot store (a NUL in metadata or data).
 
 # Recovery
 
