@@ -110,6 +110,10 @@ the states Postgres cannot store (a NUL in metadata or data).
 # Recovery
 
 RecoverSession writes a session lost from Redis back from its latest
-snapshot in sync_events, unless Redis holds a version as new.
+snapshot in sync_events, unless Redis holds a version as new. After Redis
+lost everything (a restart without persistence), RecoverAll writes back
+every unfinished session of the trail: running games come back paused as of
+their last recorded event, so that nobody is charged for the outage; it is
+idempotent and may run on several instances at once.
 */
 package audit
