@@ -107,6 +107,22 @@ the age of their oldest event. An event Postgres refuses is reported to
 OnFailure alone; the synckairos Manager refuses, before committing them,
 the states Postgres cannot store (a NUL in metadata or data).
 
+# Retention
+
+Every version stores a whole snapshot, and nothing removes one by itself.
+Prune removes the events older than a cutoff, oldest first in batches of
+DefaultPruneBatch rows (each in a transaction of its own, locking only the
+rows it removes), and the sessions whose newest event is older; RetentionJob
+runs it as a River periodic job, worked by a RetentionWorker:
+
+	river.AddWorker(workers, audit.NewRetentionWorker(pool, nil))
+	// in the river.Config:
+	PeriodicJobs: []*river.PeriodicJob{audit.RetentionJob(time.Hour, 90*24*time.Hour)},
+
+Removing 1,000,000 rows takes about 5 s on a 2-core machine; the relay's
+inserts meanwhile wait on no lock, but share the machine
+(BenchmarkPruneUnderInserts, BENCHMARKS.md).
+
 # Recovery
 
 RecoverSession writes a session lost from Redis back from its latest

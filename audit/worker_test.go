@@ -24,7 +24,7 @@ type workerOnly struct {
 	w *audit.Worker
 }
 
-func newWorkerOnly(t *testing.T) *workerOnly {
+func newWorkerOnly(t testing.TB) *workerOnly {
 	t.Helper()
 	p := &pipeline{schema: newSchema(t)}
 	p.pool = newPool(t, p.schema, "")
@@ -42,7 +42,7 @@ func (wo *workerOnly) work(ctx context.Context, events []audit.Event) error {
 }
 
 // event returns the audit event of version v of session id, life 7.
-func event(t *testing.T, id string, v int64, metadata map[string]string) audit.Event {
+func event(t testing.TB, id string, v int64, metadata map[string]string) audit.Event {
 	t.Helper()
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(v) * time.Second)
 	s := &synckairos.State{SessionID: id, Life: 7, Version: v, Mode: synckairos.ModePerParticipant, Status: synckairos.StatusPending,
