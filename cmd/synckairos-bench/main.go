@@ -57,6 +57,7 @@ type options struct {
 	multiplex    int
 	instances    int
 	riverFetch   time.Duration
+	auditDrain   bool
 	progress     io.Writer
 }
 
@@ -128,6 +129,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.concurrency, "concurrency", 0, "goroutines (default: get/update/switch 64, mutate-contended 50, pubsub 1 writer, audit 16 writers)")
 	fs.IntVar(&o.participants, "participants", 2, "participants per session")
 	fs.IntVar(&o.instances, "instances", 2, "mutate-contended: Managers, each on a client of its own, sharing the workers (as instances of an application would)")
+	fs.BoolVar(&o.auditDrain, "audit-drain", false, "audit: start the relay only once the writers stop, and measure how fast the whole backlog drains")
 	fs.DurationVar(&o.riverFetch, "river-fetch", 10*time.Millisecond, "audit: River FetchCooldown of the host's River client (FetchPollInterval is 5 times it)")
 	fs.IntVar(&o.subscribers, "subscribers", 4, "pubsub: subscribing Managers, each on a client of its own")
 	fs.IntVar(&o.rate, "rate", 0, "pubsub and audit: updates per second over all writers (0: as fast as they go)")
