@@ -17,14 +17,18 @@ func TestConfigDefaults(t *testing.T) {
 	if c.KeyPrefix != synckairos.DefaultKeyPrefix || c.SessionTTL != synckairos.DefaultSessionTTL ||
 		c.Partitions != synckairos.DefaultPartitions || c.MaxAttempts != synckairos.DefaultMaxAttempts ||
 		c.SubscriptionBuffer != synckairos.DefaultSubscriptionBuffer || c.Logger == nil ||
-		c.WaitReplicas != 0 || c.WaitTimeout != synckairos.DefaultWaitTimeout {
+		c.WaitReplicas != 0 || c.WaitTimeout != synckairos.DefaultWaitTimeout || c.CallTimeout != synckairos.DefaultCallTimeout {
 		t.Fatalf("defaults: %+v", c)
 	}
 	logger := slog.New(slog.DiscardHandler)
 	set := &synckairos.Config{KeyPrefix: "app:", SessionTTL: time.Minute, Partitions: 64, MaxAttempts: 9, SubscriptionBuffer: 7, ExpirerInterval: time.Second, Audit: true,
-		WaitReplicas: 2, WaitTimeout: time.Second, Logger: logger}
+		WaitReplicas: 2, WaitTimeout: time.Second, CallTimeout: 3 * time.Second, Logger: logger}
 	if got := set.WithDefaults(); *got != *set {
 		t.Fatalf("WithDefaults changed set fields: %+v", got)
+	}
+	// A longer WaitTimeout lengthens the default CallTimeout past it.
+	if got := (&synckairos.Config{WaitTimeout: 2 * time.Second}).WithDefaults(); got.CallTimeout != 2500*time.Millisecond {
+		t.Fatalf("CallTimeout %v with a 2s WaitTimeout, want 2.5s", got.CallTimeout)
 	}
 }
 
@@ -47,6 +51,7 @@ func TestNewRefusesInvalidConfig(t *testing.T) {
 		"SubscriptionBuffer": {SubscriptionBuffer: -1},
 		"WaitReplicas":       {WaitReplicas: -1},
 		"WaitTimeout":        {WaitTimeout: time.Microsecond},
+		"CallTimeout":        {CallTimeout: time.Millisecond},
 	} {
 		_, err := synckairos.New(client, cfg)
 		if err == nil || !strings.Contains(err.Error(), "Config."+field) {

@@ -153,3 +153,28 @@ func (e *ReplicationError) Error() string {
 
 // Is reports whether target is ErrNotReplicated.
 func (e *ReplicationError) Is(target error) bool { return target == ErrNotReplicated }
+
+// ErrUnavailable matches every *UnavailableError.
+var ErrUnavailable = errors.New("synckairos: Redis node unavailable")
+
+// UnavailableError reports a call that the Redis node of the session's
+// partition did not answer within Config.CallTimeout: it is down, or its
+// replica is taking over. It matches ErrUnavailable, and is never a
+// conflict. A write that fails so may have been committed.
+type UnavailableError struct {
+	SessionID string
+	Partition int
+	Op        string // "get", "update", "create", …
+	Err       error
+}
+
+// Error names the session, its partition and the call.
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("synckairos: %s session %q: the Redis node of partition %d did not answer: %v", e.Op, e.SessionID, e.Partition, e.Err)
+}
+
+// Is reports whether target is ErrUnavailable.
+func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }
+
+// Unwrap returns the cause.
+func (e *UnavailableError) Unwrap() error { return e.Err }

@@ -128,7 +128,7 @@ func (m *Manager) BroadcastToSession(ctx context.Context, sessionID string, payl
 		return invalid("payload", "%d bytes, want at most %d", len(payload), MaxBroadcastBytes)
 	}
 	if err := m.store.Broadcast(ctx, sessionID, payload); err != nil {
-		return fmt.Errorf("synckairos: broadcast to session %q: %w", sessionID, err)
+		return m.storeError("broadcast to", sessionID, err)
 	}
 	return nil
 }

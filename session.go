@@ -116,6 +116,9 @@ func (m *Manager) storeError(op, id string, err error) error {
 	if errors.Is(err, store.ErrWrongType) {
 		return corrupt(id, err)
 	}
+	if errors.Is(err, store.ErrTimeout) {
+		return &UnavailableError{SessionID: id, Partition: m.layout.Partition(id), Op: op, Err: err}
+	}
 	return fmt.Errorf("synckairos: %s session %q: %w", op, id, err)
 }
 

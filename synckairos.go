@@ -38,6 +38,8 @@ const (
 	DefaultExpirerInterval = 5 * time.Millisecond
 	// DefaultWaitTimeout is how long a write waits for Config.WaitReplicas.
 	DefaultWaitTimeout = 500 * time.Millisecond
+	// DefaultCallTimeout bounds each Redis call of the Manager.
+	DefaultCallTimeout = time.Second
 
 	// MaxPartitions bounds Config.Partitions: Redis Cluster's slot count.
 	MaxPartitions = 16384
@@ -106,6 +108,17 @@ type Config struct {
 	// DefaultWaitTimeout.
 	WaitTimeout time.Duration
 
+	// CallTimeout bounds each Redis call the Manager makes for a session: a
+	// call that the node of the session's partition does not answer in time
+	// (it is down, or failing over) fails with an *UnavailableError
+	// (ErrUnavailable), rather than being retried by the client until the
+	// caller's deadline. A write that fails so may have been committed: read
+	// the session before doing it again (a switch naming its Turn may simply
+	// be sent again). It must exceed WaitTimeout when WaitReplicas is set.
+	// Defaults to DefaultCallTimeout, or WaitTimeout plus 500 ms if that is
+	// more.
+	CallTimeout time.Duration
+
 	// Logger receives the Manager's logs. Defaults to slog.Default().
 	Logger *slog.Logger
 
@@ -141,6 +154,7 @@ func (c *Config) WithDefaults() *Config {
 		Audit:              c.Audit,
 		WaitReplicas:       c.WaitReplicas,
 		WaitTimeout:        cmp.Or(c.WaitTimeout, DefaultWaitTimeout),
+		CallTimeout:        cmp.Or(c.CallTimeout, max(DefaultCallTimeout, cmp.Or(c.WaitTimeout, DefaultWaitTimeout)+500*time.Millisecond)),
 		Logger:             cmp.Or(c.Logger, slog.Default()),
 		Test:               c.Test,
 	}
@@ -164,6 +178,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("synckairos: Config.WaitReplicas %d is negative", c.WaitReplicas)
 	case c.WaitTimeout < time.Millisecond:
 		return fmt.Errorf("synckairos: Config.WaitTimeout %v is below the minimum of 1ms", c.WaitTimeout)
+	case c.CallTimeout < 10*time.Millisecond:
+		return fmt.Errorf("synckairos: Config.CallTimeout %v is below the minimum of 10ms", c.CallTimeout)
+	case c.WaitReplicas > 0 && c.CallTimeout <= c.WaitTimeout:
+		return fmt.Errorf("synckairos: Config.CallTimeout %v must exceed Config.WaitTimeout %v, or every write that waits the whole WaitTimeout would fail", c.CallTimeout, c.WaitTimeout)
 	}
 	return nil
 }
@@ -207,10 +225,12 @@ func New(client rueidis.Client, cfg *Config) (*Manager, error) {
 		hub:    pubsub.NewHub(client, cfg.Logger),
 	}
 	m.store.WaitForReplicas(cfg.WaitReplicas, cfg.WaitTimeout)
+	m.store.SetCallTimeout(cfg.CallTimeout)
 	if cfg.Test.Clock == nil {
 		m.clock = clock.NewRedis(client, clockRecalibration, func(err error) {
 			cfg.Logger.Warn("synckairos: clock recalibration failed; keeping the previous offset", "err", err)
 		})
+		m.clock.SetTimeout(cfg.CallTimeout)
 	}
 	return m, nil
 }

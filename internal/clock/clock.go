@@ -19,9 +19,10 @@ const samples = 3
 
 // Redis follows the clock of a Redis server.
 type Redis struct {
-	client rueidis.Client
-	every  time.Duration
-	onFail func(error)
+	client  rueidis.Client
+	every   time.Duration
+	timeout time.Duration // bounds each TIME call; 0: unbounded
+	onFail  func(error)
 
 	mu  sync.Mutex // held while calibrating
 	cur atomic.Pointer[calibration]
@@ -85,7 +86,16 @@ func (c *Redis) calibrate(ctx context.Context) (*calibration, error) {
 	return best, nil
 }
 
+// SetTimeout bounds each TIME call of a calibration (0: unbounded), so that a
+// node that does not answer fails a calibration instead of holding it.
+func (c *Redis) SetTimeout(d time.Duration) { c.timeout = d }
+
 func (c *Redis) serverTime(ctx context.Context) (time.Time, error) {
+	if c.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
 	parts, err := c.client.Do(ctx, c.client.B().Time().Build()).AsStrSlice()
 	if err != nil {
 		return time.Time{}, err

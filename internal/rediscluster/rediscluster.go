@@ -53,6 +53,9 @@ func Start(ctx context.Context, masters int) (*Cluster, error) {
 		cmd := exec.Command(server,
 			"--port", port, "--bind", "127.0.0.1", "--cluster-enabled", "yes",
 			"--cluster-config-file", "nodes-"+port+".conf", "--cluster-node-timeout", "2000",
+			// As in production: the masters that are up serve their slots while
+			// another one is down (the default stops the whole cluster).
+			"--cluster-require-full-coverage", "no",
 			"--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0", "--dir", dir, "--logfile", filepath.Join(dir, port+".log"))
 		cmd.SysProcAttr = sysProcAttr() // the nodes die with the test process
 		if err := cmd.Start(); err != nil {

@@ -11,8 +11,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -34,8 +37,10 @@ func (s *Store) Broadcast(ctx context.Context, id string, payload []byte) error 
 	if s.sharded {
 		sharded = s.layout.SessionBroadcast(id)
 	}
-	return broadcastScript.Exec(ctx, s.client, []string{s.layout.Session(id)},
-		[]string{s.layout.Broadcast(id), rueidis.BinaryString(payload), sharded}).Error()
+	bounded, cancel := s.bound(ctx)
+	defer cancel()
+	return s.timedOut(ctx, bounded, broadcastScript.Exec(bounded, s.client, []string{s.layout.Session(id)},
+		[]string{s.layout.Broadcast(id), rueidis.BinaryString(payload), sharded}).Error())
 }
 
 // The write script is not idempotent (it bumps a version and publishes), so
@@ -63,6 +68,48 @@ const (
 // ErrWrongType reports a key of the layout that holds something other than a
 // session hash.
 var ErrWrongType = errors.New("key holds a value of the wrong type")
+
+// ErrTimeout reports a call that the node of its partition did not answer:
+// not within the store's call timeout, or not at all.
+var ErrTimeout = errors.New("no answer from the node")
+
+// SetCallTimeout bounds every call of the store (0: unbounded): a node that
+// does not answer in time fails the call with ErrTimeout, rather than
+// holding it, retried by the client, until the caller's deadline.
+func (s *Store) SetCallTimeout(d time.Duration) { s.callTimeout = d }
+
+// bound returns ctx bounded by the call timeout.
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if s.callTimeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, s.callTimeout)
+}
+
+// timedOut turns an error of a call made under bounded into ErrTimeout when
+// the call timeout, not the caller's context, ended it, or when no node
+// answered at all (a connection refused or lost: not a Redis reply).
+func (s *Store) timedOut(ctx, bounded context.Context, err error) error {
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	if errors.Is(bounded.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%w (%v): %v", ErrTimeout, s.callTimeout, err)
+	}
+	if unreachable(err) {
+		return fmt.Errorf("%w: %v", ErrTimeout, err)
+	}
+	return err
+}
+
+// unreachable reports errors of a node that cannot be reached: a network
+// error, a connection closed by the peer, a slot that no node serves.
+func unreachable(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, rueidis.ErrNoSlot) || errors.Is(err, rueidis.ErrNoAddr)
+}
 
 // Result is the outcome of one write.
 type Result struct {
@@ -92,6 +139,7 @@ type Store struct {
 	// replicas, for up to waitTimeout.
 	waitReplicas int64
 	waitTimeout  time.Duration
+	callTimeout  time.Duration
 }
 
 // WaitForReplicas makes every later write wait until n replicas have
@@ -114,10 +162,12 @@ func (s *Store) Sharded() bool { return s.sharded }
 // Get returns the version and state bytes of a session; found is false when
 // it does not exist.
 func (s *Store) Get(ctx context.Context, id string) (version int64, state []byte, found bool, err error) {
+	bounded, cancel := s.bound(ctx)
+	defer cancel()
 	cmd := s.client.B().Hmget().Key(s.layout.Session(id)).Field("v", "s").Build()
-	vals, err := s.client.Do(ctx, cmd).ToArray()
+	vals, err := s.client.Do(bounded, cmd).ToArray()
 	if err != nil {
-		return 0, nil, false, classify(err)
+		return 0, nil, false, s.timedOut(ctx, bounded, classify(err))
 	}
 	if len(vals) != 2 {
 		return 0, nil, false, fmt.Errorf("HMGET returned %d values, want 2", len(vals))
@@ -163,8 +213,16 @@ type Write struct {
 	LifeAt int
 }
 
-// Write runs the write script.
+// Write runs the write script. A write that fails with ErrTimeout may have
+// been committed.
 func (s *Store) Write(ctx context.Context, w Write) (Result, error) {
+	bounded, cancel := s.bound(ctx)
+	defer cancel()
+	r, err := s.write(bounded, w)
+	return r, s.timedOut(ctx, bounded, err)
+}
+
+func (s *Store) write(ctx context.Context, w Write) (Result, error) {
 	quotedID, err := json.Marshal(w.SessionID)
 	if err != nil {
 		return Result{}, err
@@ -271,27 +329,100 @@ func classify(err error) error {
 	return err
 }
 
-// Due returns up to limit sessions per partition whose deadline is at or
-// before now, from every partition in one round trip.
-func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]string, error) {
-	upTo := strconv.FormatInt(now.UnixMilli(), 10)
-	cmds := make(rueidis.Commands, s.layout.Partitions())
-	for p := range cmds {
-		cmds[p] = s.client.B().Zrange().Key(s.layout.Deadlines(p)).Min("-inf").Max(upTo).Byscore().Limit(0, int64(limit)).Build()
+// NodeGroups returns the partitions grouped by the node that serves them:
+// on Redis Cluster the master of each partition's slot (CLUSTER SLOTS), on a
+// single server one group of all.
+func (s *Store) NodeGroups(ctx context.Context) ([][]int, error) {
+	all := make([]int, s.layout.Partitions())
+	for p := range all {
+		all[p] = p
 	}
-	var due []string
-	for _, r := range s.client.DoMulti(ctx, cmds...) {
-		ids, err := r.AsStrSlice()
-		if err != nil {
-			return nil, err
+	if !s.sharded {
+		return [][]int{all}, nil
+	}
+	bounded, cancel := s.bound(ctx)
+	defer cancel()
+	ranges, err := s.client.Do(bounded, s.client.B().ClusterSlots().Build()).ToArray()
+	if err != nil {
+		return nil, s.timedOut(ctx, bounded, err)
+	}
+	type span struct {
+		from, to int64
+		node     string
+	}
+	var spans []span
+	for _, r := range ranges {
+		f, err := r.ToArray()
+		if err != nil || len(f) < 3 {
+			return nil, fmt.Errorf("CLUSTER SLOTS: unexpected reply: %v", err)
 		}
-		due = append(due, ids...)
+		from, err1 := f[0].AsInt64()
+		to, err2 := f[1].AsInt64()
+		master, err3 := f[2].ToArray()
+		if err1 != nil || err2 != nil || err3 != nil || len(master) < 2 {
+			return nil, errors.New("CLUSTER SLOTS: unexpected reply")
+		}
+		host, _ := master[0].ToString()
+		port, _ := master[1].AsInt64()
+		spans = append(spans, span{from, to, host + ":" + strconv.FormatInt(port, 10)})
 	}
-	return due, nil
+	byNode := map[string][]int{}
+	var order []string
+	for _, p := range all {
+		slot, node := int64(s.layout.Slot(p)), "" // "": a slot no node serves now
+		for _, sp := range spans {
+			if slot >= sp.from && slot <= sp.to {
+				node = sp.node
+				break
+			}
+		}
+		if _, ok := byNode[node]; !ok {
+			order = append(order, node)
+		}
+		byNode[node] = append(byNode[node], p)
+	}
+	groups := make([][]int, 0, len(order))
+	for _, n := range order {
+		groups = append(groups, byNode[n])
+	}
+	return groups, nil
+}
+
+// Due is what one partition's deadline index holds due.
+type Due struct {
+	Partition int
+	IDs       []string
+	// Err is set when the partition's node failed, or did not answer within
+	// the timeout; the other partitions' results stand.
+	Err error
+}
+
+// DueIn returns, for each of partitions, up to limit sessions whose deadline
+// is at or before now, all in one round trip (one per node on a cluster),
+// each partition bounded by timeout.
+func (s *Store) DueIn(ctx context.Context, partitions []int, now time.Time, limit int, timeout time.Duration) []Due {
+	bounded, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	upTo := strconv.FormatInt(now.UnixMilli(), 10)
+	cmds := make(rueidis.Commands, len(partitions))
+	for i, p := range partitions {
+		cmds[i] = s.client.B().Zrange().Key(s.layout.Deadlines(p)).Min("-inf").Max(upTo).Byscore().Limit(0, int64(limit)).Build()
+	}
+	out := make([]Due, len(partitions))
+	for i, r := range s.client.DoMulti(bounded, cmds...) {
+		out[i].Partition = partitions[i]
+		out[i].IDs, out[i].Err = r.AsStrSlice()
+		if out[i].Err != nil && ctx.Err() == nil && errors.Is(bounded.Err(), context.DeadlineExceeded) {
+			out[i].Err = fmt.Errorf("%w (%v): %v", ErrTimeout, timeout, out[i].Err)
+		}
+	}
+	return out
 }
 
 // Forget removes a session from its partition's deadline index: for entries
 // whose session is gone.
 func (s *Store) Forget(ctx context.Context, id string) error {
-	return s.client.Do(ctx, s.client.B().Zrem().Key(s.layout.Deadlines(s.layout.Partition(id))).Member(id).Build()).Error()
+	bounded, cancel := s.bound(ctx)
+	defer cancel()
+	return s.timedOut(ctx, bounded, s.client.Do(bounded, s.client.B().Zrem().Key(s.layout.Deadlines(s.layout.Partition(id))).Member(id).Build()).Error())
 }

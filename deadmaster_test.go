@@ -1,0 +1,162 @@
+package synckairos_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/synckairos/synckairos"
+	"github.com/synckairos/synckairos/internal/keys"
+	"github.com/synckairos/synckairos/internal/rediscluster"
+)
+
+// One master of a cluster of its own dies while clocks run out on every
+// master. The expirer keeps the healthy masters' partitions on time (p99 of
+// lateness ≤ 50 ms); a call on the dead master's sessions fails within
+// Config.CallTimeout with ErrUnavailable instead of waiting out its caller's
+// context; once the replica has taken over, every clock is expired, once.
+func TestOneDeadMasterDelaysNoOtherPartition(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, err := rediscluster.Start(ctx, 3)
+	if errors.Is(err, rediscluster.ErrNoBinaries) {
+		clusterURL(t) // skips, or fails under SYNCKAIROS_REQUIRE_SERVICES
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	prefix := testPrefix(t)
+	m, err := synckairos.New(newClientAt(t, c.URL()), &synckairos.Config{KeyPrefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	layout := keys.New(prefix, synckairos.DefaultPartitions)
+
+	// The victim is the master of partition 0's slot; its partitions and the
+	// others', by asking each master which deadline indexes it serves.
+	raw := newClientAt(t, c.URL())
+	victim := ""
+	onVictim := map[int]bool{}
+	for addr, node := range raw.Nodes() {
+		owns := []int{}
+		for p := range synckairos.DefaultPartitions {
+			if node.Do(ctx, node.B().Exists().Key(layout.Deadlines(p)).Build()).Error() == nil {
+				owns = append(owns, p)
+			}
+		}
+		if slices.Contains(owns, 0) {
+			victim = addr
+			for _, p := range owns {
+				onVictim[p] = true
+			}
+		}
+	}
+	if victim == "" || len(onVictim) == synckairos.DefaultPartitions {
+		t.Fatalf("victim %q serves partitions %v", victim, onVictim)
+	}
+
+	// Clocks running out from 1.5 s to 6 s from now, in every partition.
+	ids := map[int][]string{}
+	for i := 0; len(ids) < synckairos.DefaultPartitions || i < 400; i++ {
+		id := fmt.Sprint("clock-", i)
+		p := layout.Partition(id)
+		if len(ids[p]) >= 25 {
+			continue
+		}
+		ids[p] = append(ids[p], id)
+	}
+	var all []string
+	start := time.Now()
+	for p, list := range ids {
+		for k, id := range list {
+			bank := 1500*time.Millisecond + time.Duration(k*180+p*11)*time.Millisecond
+			s := &synckairos.State{SessionID: id, Mode: synckairos.ModePerParticipant, Participants: players(bank, "a", "b")}
+			mustCreate(t, m, s)
+			if _, err := m.StartSession(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, id)
+		}
+	}
+	t.Logf("%d sessions started in %v", len(all), time.Since(start))
+	expCtx, stopExpirer := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { m.RunExpirer(expCtx) })
+	t.Cleanup(func() { stopExpirer(); wg.Wait() })
+
+	time.Sleep(1200*time.Millisecond - time.Since(start))
+	if err := c.Kill(victim); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+
+	// A call on the dead master's session, with no deadline of the caller's.
+	callStart := time.Now()
+	_, err = m.GetSession(ctx, ids[0][0])
+	took := time.Since(callStart)
+	var ue *synckairos.UnavailableError
+	if !errors.As(err, &ue) || !errors.Is(err, synckairos.ErrUnavailable) || ue.Partition != 0 ||
+		took > m.Config().CallTimeout+500*time.Millisecond {
+		t.Errorf("GetSession on the dead master: %v after %v", err, took)
+	}
+
+	// Every clock expires, once; the healthy masters' on time.
+	if err := c.WaitHealthy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the replica took over %v after the kill", time.Since(killed).Round(time.Millisecond))
+	var late []time.Duration
+	waitFor(t, 20*time.Second, "every clock expired", func() bool {
+		for _, id := range all {
+			s, err := m.GetSession(ctx, id)
+			if err != nil || s.Status != synckairos.StatusExpired {
+				return false
+			}
+		}
+		return true
+	})
+	var victimLate time.Duration
+	for p, list := range ids {
+		for _, id := range list {
+			s := mustGet(t, m, id)
+			if s.Version != 3 || s.LastTransition.Type != synckairos.EventSessionExpired {
+				t.Errorf("%s: v%d %v, want expired once at v3", id, s.Version, s.LastTransition)
+			}
+			lateness := s.UpdatedAt.Sub(s.LastTransition.At)
+			if onVictim[p] {
+				victimLate = max(victimLate, lateness)
+				continue
+			}
+			if !s.LastTransition.At.Before(killed.Add(-50 * time.Millisecond)) {
+				late = append(late, lateness) // due after the kill
+			}
+		}
+	}
+	slices.Sort(late)
+	if len(late) < 100 {
+		t.Fatalf("only %d clocks of healthy masters ran out after the kill", len(late))
+	}
+	p50, p99 := late[len(late)/2], late[len(late)*99/100]
+	t.Logf("healthy masters: %d expiries after the kill, late p50 %v, p99 %v, max %v; the dead master's latest %v",
+		len(late), p50, p99, late[len(late)-1], victimLate)
+	if p99 > 50*time.Millisecond {
+		t.Errorf("healthy masters' expiries late p99 %v, want ≤ 50ms", p99)
+	}
+}
+
+// waitFor waits until ok, or fails the test after limit.
+func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); !ok(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", limit, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
