@@ -204,6 +204,17 @@ func (c *Cluster) Masters(ctx context.Context) []string {
 // resharding does: IMPORTING/MIGRATING, MIGRATE of its keys, then SETSLOT
 // NODE on every master.
 func (c *Cluster) MoveSlot(ctx context.Context, slot int, to string) error {
+	finish, err := c.StartMoveSlot(ctx, slot, to)
+	if err != nil {
+		return err
+	}
+	return finish()
+}
+
+// StartMoveSlot moves a hash slot's keys to the master at to, and leaves the
+// slot migrating (the old owner answers ASK for every key, which it no
+// longer has) until finish hands it over.
+func (c *Cluster) StartMoveSlot(ctx context.Context, slot int, to string) (finish func() error, err error) {
 	n := strconv.Itoa(slot)
 	from := ""
 	for _, m := range c.Masters(ctx) {
@@ -212,23 +223,23 @@ func (c *Cluster) MoveSlot(ctx context.Context, slot int, to string) error {
 		}
 	}
 	if from == "" {
-		return fmt.Errorf("rediscluster: no master owns slot %d", slot)
+		return nil, fmt.Errorf("rediscluster: no master owns slot %d", slot)
 	}
 	if from == to {
-		return nil
+		return func() error { return nil }, nil
 	}
 	fromID := c.run(ctx, c.cli, from, "CLUSTER", "MYID")
 	toID := c.run(ctx, c.cli, to, "CLUSTER", "MYID")
-	host, port, _ := net.SplitHostPort(to)
 	steps := [][]string{
 		{to, "CLUSTER", "SETSLOT", n, "IMPORTING", fromID},
 		{from, "CLUSTER", "SETSLOT", n, "MIGRATING", toID},
 	}
 	for _, st := range steps {
 		if out := c.run(ctx, c.cli, st[0], st[1:]...); out != "OK" {
-			return fmt.Errorf("rediscluster: %v: %s", st[1:], out)
+			return nil, fmt.Errorf("rediscluster: %v: %s", st[1:], out)
 		}
 	}
+	host, port, _ := net.SplitHostPort(to)
 	for {
 		keys := strings.Fields(c.run(ctx, c.cli, from, "CLUSTER", "GETKEYSINSLOT", n, "100"))
 		if len(keys) == 0 {
@@ -236,15 +247,39 @@ func (c *Cluster) MoveSlot(ctx context.Context, slot int, to string) error {
 		}
 		args := append([]string{"MIGRATE", host, port, "", "0", "5000", "KEYS"}, keys...)
 		if out := c.run(ctx, c.cli, from, args...); out != "OK" {
-			return fmt.Errorf("rediscluster: MIGRATE: %s", out)
+			return nil, fmt.Errorf("rediscluster: MIGRATE: %s", out)
 		}
 	}
-	for _, m := range c.Masters(ctx) {
-		if out := c.run(ctx, c.cli, m, "CLUSTER", "SETSLOT", n, "NODE", toID); out != "OK" {
-			return fmt.Errorf("rediscluster: SETSLOT NODE on %s: %s", m, out)
+	return func() error {
+		for _, m := range c.Masters(ctx) {
+			if out := c.run(ctx, c.cli, m, "CLUSTER", "SETSLOT", n, "NODE", toID); out != "OK" {
+				return fmt.Errorf("rediscluster: SETSLOT NODE on %s: %s", m, out)
+			}
+		}
+		return nil
+	}, nil
+}
+
+// Replica returns the address of a live replica of the master at addr, as
+// the nodes see it, waiting up to 5 s for one; "" if there is none.
+func (c *Cluster) Replica(ctx context.Context, master string) string {
+	id := c.run(ctx, c.cli, master, "CLUSTER", "MYID")
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		for _, a := range c.Addrs {
+			if c.dead[a] {
+				continue
+			}
+			for line := range strings.Lines(c.run(ctx, c.cli, a, "CLUSTER", "NODES")) {
+				f := strings.Fields(line)
+				if len(f) >= 4 && strings.Contains(f[2], "slave") && !strings.Contains(f[2], "fail") && f[3] == id {
+					if addr, _, _ := strings.Cut(f[1], "@"); !c.dead[addr] {
+						return addr
+					}
+				}
+			}
 		}
 	}
-	return nil
+	return ""
 }
 
 // owns reports whether the master at addr serves slot, by its own CLUSTER

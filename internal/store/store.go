@@ -12,9 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -140,6 +142,10 @@ type Store struct {
 	waitReplicas int64
 	waitTimeout  time.Duration
 	callTimeout  time.Duration
+	// owners maps slots to the masters serving them, for writes that wait
+	// for replicas on a cluster; replaced whole, never changed in place.
+	mu     sync.Mutex
+	owners map[int]string
 }
 
 // WaitForReplicas makes every later write wait until n replicas have
@@ -255,7 +261,7 @@ func (s *Store) write(ctx context.Context, w Write) (Result, error) {
 	var vals []rueidis.RedisMessage
 	var replicas int64
 	if s.waitReplicas > 0 {
-		vals, replicas, err = s.writeAndWait(ctx, keys, args)
+		vals, replicas, err = s.writeAndWait(ctx, partition, keys, args)
 	} else {
 		vals, err = writeScript.Exec(ctx, s.client, keys, args).ToArray()
 	}
@@ -294,31 +300,151 @@ func (s *Store) write(ctx context.Context, w Write) (Result, error) {
 	return r, nil
 }
 
-// writeAndWait runs the write script and WAIT in one pipeline on one
-// connection (WAIT counts the replicas that have the connection's earlier
-// writes; rueidis sends a pipeline holding a blocking command on a pooled
-// connection of its own, so the WAIT blocks no other caller).
-func (s *Store) writeAndWait(ctx context.Context, keys, args []string) ([]rueidis.RedisMessage, int64, error) {
-	// A command is consumed by the call that sends it: build WAIT per call.
-	wait := func() rueidis.Completed {
-		return s.client.B().Wait().Numreplicas(s.waitReplicas).Timeout(max(s.waitTimeout.Milliseconds(), 1)).Build().SetSlot(keys[0])
+// writeAndWait runs the write script and then WAIT, which counts the
+// replicas that have the connection's earlier writes: both must reach the
+// node that runs the script, in one pipeline on one of its connections.
+func (s *Store) writeAndWait(ctx context.Context, partition int, keys, args []string) ([]rueidis.RedisMessage, int64, error) {
+	if !s.sharded {
+		// One node: rueidis sends a pipeline holding a blocking command on a
+		// pooled connection of its own, so the WAIT blocks no other caller.
+		return s.scriptAndWait(ctx, s.client, keys, args, false)
 	}
-	n := int64(len(keys))
-	res := s.client.DoMulti(ctx, s.client.B().Evalsha().Sha1(writeSHA).Numkeys(n).Key(keys...).Arg(args...).Build(), wait())
-	if re, ok := rueidis.IsRedisErr(res[0].Error()); ok && re.IsNoScript() {
-		// Not loaded on this node yet: the script did not run.
-		res = s.client.DoMulti(ctx, s.client.B().Eval().Script(writeSource).Numkeys(n).Key(keys...).Arg(args...).Build(), wait())
-	}
-	vals, err := res[0].ToArray()
+	// A cluster client follows a MOVED or an ASK for the script, but would
+	// send the WAIT to the node it first chose, which would then count the
+	// replicas of writes it never ran. So the pipeline goes to the node that
+	// serves the slot, on that node's own client, which follows nothing: a
+	// redirection comes back, before the script ran, and the pipeline goes
+	// again to the node it names.
+	slot := s.layout.Slot(partition)
+	addr, err := s.slotOwner(ctx, slot, false)
 	if err != nil {
 		return nil, 0, err
 	}
-	replicas, err := res[1].AsInt64()
+	asking := false
+	for range 50 {
+		node := s.client.Nodes()[addr]
+		if node == nil {
+			if addr, err = s.slotOwner(ctx, slot, true); err != nil {
+				return nil, 0, err
+			}
+			continue
+		}
+		vals, replicas, err := s.scriptAndWait(ctx, node, keys, args, asking)
+		re, ok := rueidis.IsRedisErr(err)
+		if !ok {
+			if unreachable(err) {
+				s.forgetOwners() // the node is gone: ask the cluster next time
+			}
+			return vals, replicas, err
+		}
+		if to, moved := re.IsMoved(); moved {
+			s.setSlotOwner(slot, to)
+			addr, asking = to, false
+			continue
+		}
+		if to, ask := re.IsAsk(); ask {
+			addr, asking = to, true // the slot is migrating: this key is at the target already
+			continue
+		}
+		if re.IsTryAgain() {
+			// The slot is migrating and its keys are on both nodes: the
+			// script ran nowhere; wait for the migration to move on.
+			t := time.NewTimer(10 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, 0, ctx.Err()
+			case <-t.C:
+			}
+			if addr, err = s.slotOwner(ctx, slot, false); err != nil {
+				return nil, 0, err
+			}
+			asking = false
+			continue
+		}
+		return vals, replicas, err
+	}
+	return nil, 0, fmt.Errorf("write script: slot %d redirected too often", slot)
+}
+
+// scriptAndWait sends the write script and WAIT through c in one pipeline,
+// after ASKING if asking, and loads the script where it is missing.
+func (s *Store) scriptAndWait(ctx context.Context, c rueidis.Client, keys, args []string, asking bool) ([]rueidis.RedisMessage, int64, error) {
+	n := int64(len(keys))
+	// A command is consumed by the call that sends it: build them per call.
+	pipeline := func(script rueidis.Completed) rueidis.Commands {
+		cmds := rueidis.Commands{script,
+			s.client.B().Wait().Numreplicas(s.waitReplicas).Timeout(max(s.waitTimeout.Milliseconds(), 1)).Build().SetSlot(keys[0])}
+		if asking {
+			cmds = append(rueidis.Commands{s.client.B().Asking().Build().SetSlot(keys[0])}, cmds...)
+		}
+		return cmds
+	}
+	at := 0
+	if asking {
+		at = 1
+	}
+	res := c.DoMulti(ctx, pipeline(s.client.B().Evalsha().Sha1(writeSHA).Numkeys(n).Key(keys...).Arg(args...).Build())...)
+	if re, ok := rueidis.IsRedisErr(res[at].Error()); ok && re.IsNoScript() {
+		// Not loaded on this node yet: the script did not run.
+		res = c.DoMulti(ctx, pipeline(s.client.B().Eval().Script(writeSource).Numkeys(n).Key(keys...).Arg(args...).Build())...)
+	}
+	vals, err := res[at].ToArray()
+	if err != nil {
+		return nil, 0, err
+	}
+	replicas, err := res[at+1].AsInt64()
 	if err != nil {
 		// The write is committed; only its replication is unknown.
 		return vals, 0, nil
 	}
 	return vals, replicas, nil
+}
+
+// slotOwner returns the master serving slot, from the map the store keeps
+// of them, asked of the cluster when it has none, or fresh is set.
+func (s *Store) slotOwner(ctx context.Context, slot int, fresh bool) (string, error) {
+	s.mu.Lock()
+	owners := s.owners
+	s.mu.Unlock()
+	if owners == nil || fresh {
+		sp, err := s.slotSpans(ctx)
+		if err != nil {
+			return "", err
+		}
+		owners = make(map[int]string)
+		for _, r := range sp {
+			for sl := r.from; sl <= r.to; sl++ {
+				owners[sl] = r.node
+			}
+		}
+		s.mu.Lock()
+		s.owners = owners
+		s.mu.Unlock()
+	}
+	if a := owners[slot]; a != "" {
+		return a, nil
+	}
+	return "", fmt.Errorf("%w: slot %d", rueidis.ErrNoSlot, slot)
+}
+
+// forgetOwners drops the map of slot owners, to be asked for again.
+func (s *Store) forgetOwners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.owners = nil
+}
+
+// setSlotOwner records a MOVED: slot is served by addr.
+func (s *Store) setSlotOwner(slot int, addr string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.owners == nil {
+		return
+	}
+	owners := maps.Clone(s.owners) // readers hold the old map
+	owners[slot] = addr
+	s.owners = owners
 }
 
 func classify(err error) error {
@@ -340,17 +466,50 @@ func (s *Store) NodeGroups(ctx context.Context) ([][]int, error) {
 	if !s.sharded {
 		return [][]int{all}, nil
 	}
+	spans, err := s.slotSpans(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byNode := map[string][]int{}
+	var order []string
+	for _, p := range all {
+		node := spans.owner(s.layout.Slot(p)) // "": a slot no node serves now
+		if _, ok := byNode[node]; !ok {
+			order = append(order, node)
+		}
+		byNode[node] = append(byNode[node], p)
+	}
+	groups := make([][]int, 0, len(order))
+	for _, n := range order {
+		groups = append(groups, byNode[n])
+	}
+	return groups, nil
+}
+
+// spans are the slot ranges of a cluster's masters.
+type spans []struct {
+	from, to int
+	node     string
+}
+
+func (sp spans) owner(slot int) string {
+	for _, r := range sp {
+		if slot >= r.from && slot <= r.to {
+			return r.node
+		}
+	}
+	return ""
+}
+
+// slotSpans asks the cluster which master serves which slots.
+func (s *Store) slotSpans(ctx context.Context) (spans, error) {
 	bounded, cancel := s.bound(ctx)
 	defer cancel()
 	ranges, err := s.client.Do(bounded, s.client.B().ClusterSlots().Build()).ToArray()
 	if err != nil {
 		return nil, s.timedOut(ctx, bounded, err)
 	}
-	type span struct {
-		from, to int64
-		node     string
-	}
-	var spans []span
+	var out spans
 	for _, r := range ranges {
 		f, err := r.ToArray()
 		if err != nil || len(f) < 3 {
@@ -364,28 +523,12 @@ func (s *Store) NodeGroups(ctx context.Context) ([][]int, error) {
 		}
 		host, _ := master[0].ToString()
 		port, _ := master[1].AsInt64()
-		spans = append(spans, span{from, to, host + ":" + strconv.FormatInt(port, 10)})
+		out = append(out, struct {
+			from, to int
+			node     string
+		}{int(from), int(to), host + ":" + strconv.FormatInt(port, 10)})
 	}
-	byNode := map[string][]int{}
-	var order []string
-	for _, p := range all {
-		slot, node := int64(s.layout.Slot(p)), "" // "": a slot no node serves now
-		for _, sp := range spans {
-			if slot >= sp.from && slot <= sp.to {
-				node = sp.node
-				break
-			}
-		}
-		if _, ok := byNode[node]; !ok {
-			order = append(order, node)
-		}
-		byNode[node] = append(byNode[node], p)
-	}
-	groups := make([][]int, 0, len(order))
-	for _, n := range order {
-		groups = append(groups, byNode[n])
-	}
-	return groups, nil
+	return out, nil
 }
 
 // Due is what one partition's deadline index holds due.
