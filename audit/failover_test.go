@@ -100,12 +100,15 @@ func TestFailover(t *testing.T) {
 	// A second instance listens.
 	reader := newManagerAt(t, c.URL(), p.prefix)
 	var updateResyncs, sessionResyncs atomic.Int64
+	var resyncAt, resumedAt atomic.Int64 // unix ns: the first resync; the first write on the victim after the kill
+	var killedAt atomic.Int64
 	var mu sync.Mutex
 	heard := map[string]int64{} // latest version heard per session
 	var broadcasts []string     // payloads heard on s-0's channel
 	updates, err := reader.SubscribeToUpdates(ctx, func(ev synckairos.SessionEvent) {
 		if ev.Kind == synckairos.EventResync {
 			updateResyncs.Add(1)
+			resyncAt.CompareAndSwap(0, time.Now().UnixNano())
 			return
 		}
 		mu.Lock()
@@ -156,6 +159,9 @@ func TestFailover(t *testing.T) {
 					continue
 				}
 				committed.Add(1)
+				if k := killedAt.Load(); k != 0 && layout.Partition(fmt.Sprintf("s-%d", i%sessions)) == layout.Partition("s-0") {
+					resumedAt.CompareAndSwap(0, time.Now().UnixNano()) // the victim's replica answers
+				}
 			}
 		}()
 	}
@@ -167,6 +173,7 @@ func TestFailover(t *testing.T) {
 		t.Fatalf("no write committed before the failover (%d failed)", failed.Load())
 	}
 	killed := time.Now()
+	killedAt.Store(killed.UnixNano())
 	if err := c.Kill(victim); err != nil {
 		t.Fatal(err)
 	}
@@ -210,8 +217,20 @@ func TestFailover(t *testing.T) {
 		}
 		return len(broadcasts) > broadcastsBefore && committed.Load() > recovered
 	})
-	if updateResyncs.Load() == 0 || sessionResyncs.Load() == 0 {
-		t.Errorf("resyncs: updates %d, session %d; want both told", updateResyncs.Load(), sessionResyncs.Load())
+	if updateResyncs.Load() != 1 || sessionResyncs.Load() != 1 {
+		t.Errorf("resyncs: updates %d, session %d; want each subscriber told once", updateResyncs.Load(), sessionResyncs.Load())
+	}
+	// Back soon after the new master answered: the first write committed
+	// on the victim's partition after the kill says when it did.
+	if r, w := resyncAt.Load(), resumedAt.Load(); r == 0 || w == 0 {
+		t.Errorf("no resync (%d) or no write after the kill (%d)", r, w)
+	} else {
+		back := time.Duration(r - w)
+		t.Logf("writes resumed %v after the kill; the update subscription was back %v after that",
+			time.Duration(w-killed.UnixNano()).Round(time.Millisecond), back.Round(time.Millisecond))
+		if back > 500*time.Millisecond {
+			t.Errorf("the update subscription came back %v after writes resumed, want within 500ms", back)
+		}
 	}
 
 	// The clocks that ran out meanwhile are expired.

@@ -64,10 +64,12 @@ type topic struct {
 // ErrClosed is returned by Subscribe after Close.
 var ErrClosed = errors.New("pubsub: closed")
 
-// Reconnection backoff of the supervisor.
+// Reconnection backoff of the supervisor: short, so that the subscriptions
+// of a node that failed over come back soon after its replica answers (an
+// attempt costs one connection to a node that may be down).
 const (
 	reconnectMin = 50 * time.Millisecond
-	reconnectMax = 2 * time.Second
+	reconnectMax = 150 * time.Millisecond
 )
 
 // Hub holds the subscriptions of one Manager.
@@ -377,6 +379,7 @@ func (r *run) serve(ctx context.Context, connErr <-chan error) bool {
 			h.mu.Lock()
 			r.client = nil
 			stopped := r.stopped
+			r.holdResyncs()
 			h.mu.Unlock()
 			if stopped {
 				return false
@@ -392,6 +395,7 @@ func (r *run) serve(ctx context.Context, connErr <-chan error) bool {
 		}
 		if r.reconnect {
 			r.client = nil
+			r.holdResyncs()
 			h.mu.Unlock()
 			h.log.Warn("synckairos: sharded channels moved to another node; resubscribing", "shard", r.shard)
 			return true
@@ -557,14 +561,34 @@ func (r *run) onSubscription(gen uint64, s rueidis.PubSubSubscription) {
 		if t.err == nil {
 			close(t.ready)
 		}
-	} else {
-		// Subscribed again on a new connection: whatever was published in
-		// between is gone.
-		for sub := range t.subs {
-			sub.markResync()
+		t.confirmed = gen
+		return
+	}
+	// Subscribed again on a new connection: whatever was published in
+	// between is gone. The subscribers are told once every topic of the
+	// run is back, and once all their runs are (see Sub.holdResync).
+	t.confirmed = gen
+	for _, t := range r.topics {
+		if t.confirmed != gen {
+			return
 		}
 	}
-	t.confirmed = gen
+	for _, t := range r.topics {
+		for sub := range t.subs {
+			sub.releaseResync(r)
+		}
+	}
+}
+
+// holdResyncs tells the subscribers of the run's topics that its connection
+// is lost: each gets a resync once the run, and every other run of theirs
+// that is down, has subscribed again. It holds hub.mu.
+func (r *run) holdResyncs() {
+	for _, t := range r.topics {
+		for sub := range t.subs {
+			sub.holdResync(r)
+		}
+	}
 }
 
 // onSunsubscribe counts sunsubscribe notices. One that answers no

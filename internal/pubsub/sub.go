@@ -18,6 +18,11 @@ type Sub struct {
 	deliver  func(rueidis.PubSubMessage)
 	onResync func()
 
+	// down holds the runs of this subscription whose connection is lost
+	// (guarded by hub.mu): a failover takes several shards' connections at
+	// once, and the subscriber is told once, when all are back.
+	down map[*run]struct{}
+
 	queue    chan rueidis.PubSubMessage
 	resync   atomic.Bool   // the backlog is to be dropped for one resync
 	wake     chan struct{} // cap 1: resync set
@@ -55,6 +60,32 @@ func (s *Sub) offer(m rueidis.PubSubMessage) {
 func (s *Sub) markResync() {
 	s.resync.Store(true)
 	notify(s.wake)
+}
+
+// holdResync records that run r lost its connection. It holds hub.mu.
+func (s *Sub) holdResync(r *run) {
+	if s.down == nil {
+		s.down = make(map[*run]struct{})
+	}
+	s.down[r] = struct{}{}
+}
+
+// releaseResync records that run r subscribed again; when no run of the
+// subscription is down any more, the subscriber gets one resync. It holds
+// hub.mu.
+func (s *Sub) releaseResync(r *run) {
+	if _, ok := s.down[r]; !ok {
+		// Subscribed again without a loss seen first (a move the server
+		// announced): what was published in between is gone all the same.
+		if len(s.down) == 0 {
+			s.markResync()
+		}
+		return
+	}
+	delete(s.down, r)
+	if len(s.down) == 0 {
+		s.markResync()
+	}
 }
 
 // Run delivers messages until ctx is done or Close is called, then removes
