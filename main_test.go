@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/synckairos/synckairos/internal/rediscluster"
+	"github.com/synckairos/synckairos/internal/testenv"
 )
 
 // Every Manager, client and fake a test opens is closed by its cleanup: no
@@ -44,7 +45,7 @@ var (
 // under SYNCKAIROS_REQUIRE_SERVICES=1).
 func clusterURL(tb testing.TB) string {
 	tb.Helper()
-	clusterOnce.Do(func() { testCluster, clusterErr = rediscluster.Start(context.Background(), 3) })
+	clusterOnce.Do(func() { testCluster, clusterErr = rediscluster.Start(context.Background(), testenv.ClusterMasters()) })
 	if errors.Is(clusterErr, rediscluster.ErrNoBinaries) && os.Getenv("SYNCKAIROS_REQUIRE_SERVICES") != "1" {
 		tb.Skipf("no Redis Cluster: %v", clusterErr)
 	}

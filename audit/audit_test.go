@@ -20,6 +20,7 @@ import (
 	"github.com/synckairos/synckairos/audit"
 	"github.com/synckairos/synckairos/internal/keys"
 	"github.com/synckairos/synckairos/internal/rediscluster"
+	"github.com/synckairos/synckairos/internal/testenv"
 	"github.com/synckairos/synckairos/migrations"
 )
 
@@ -579,7 +580,7 @@ func TestEveryLifeOfAReusedIDIsRecorded(t *testing.T) {
 // The pipeline on a Redis Cluster: the relay reads the outboxes of
 // partitions spread over three masters.
 func TestEveryVersionBecomesOneRowOnCluster(t *testing.T) {
-	c, err := rediscluster.Start(context.Background(), 3)
+	c, err := rediscluster.Start(context.Background(), testenv.ClusterMasters())
 	if errors.Is(err, rediscluster.ErrNoBinaries) {
 		unavailable(t, "Redis Cluster", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -38,7 +39,7 @@ func TestFailover(t *testing.T) {
 		testenv.NoLeaks(t, before, goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*clusterClient)._refresh.func2"),
 			goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*call).DelayDo.func1"))
 	})
-	c, err := rediscluster.Start(context.Background(), 3)
+	c, err := rediscluster.Start(context.Background(), testenv.ClusterMasters())
 	if errors.Is(err, rediscluster.ErrNoBinaries) {
 		unavailable(t, "Redis Cluster", err)
 	}
@@ -63,22 +64,41 @@ func TestFailover(t *testing.T) {
 	}()
 	t.Cleanup(func() { stopExpirer(); <-expirerDone })
 
-	// The victim is the master of session s-0's partition.
+	// The victim is the master of session s-0's partition, or, with
+	// SYNCKAIROS_FAILOVER_SEED=1 (CI, on a cluster of 5 masters), the node
+	// the clients were seeded with; the watched session is one it serves.
+	const sessions, expiring = 32, 6
 	layout := keys.New(p.prefix, synckairos.DefaultPartitions)
-	victim := ""
-	for addr, node := range p.redis.Nodes() {
-		err := node.Do(ctx, node.B().Exists().Key(layout.Session("s-0")).Build()).Error()
-		if err == nil {
-			victim = addr
+	serves := func(addr, id string) bool {
+		node := p.redis.Nodes()[addr]
+		return node != nil && node.Do(ctx, node.B().Exists().Key(layout.Session(id)).Build()).Error() == nil
+	}
+	victim, watched := "", "s-0"
+	if os.Getenv("SYNCKAIROS_FAILOVER_SEED") == "1" {
+		victim = c.Addrs[0]
+		watched = ""
+		for i := range sessions {
+			if id := fmt.Sprintf("s-%d", i); watched == "" && serves(victim, id) {
+				watched = id
+			}
+		}
+		if watched == "" {
+			t.Fatalf("the seed %s serves none of the %d sessions: is it a master?", victim, sessions)
+		}
+	} else {
+		for addr := range p.redis.Nodes() {
+			if serves(addr, watched) {
+				victim = addr
+			}
 		}
 	}
 	if victim == "" {
-		t.Fatal("no node serves session s-0")
+		t.Fatal("no node serves session " + watched)
 	}
+	t.Logf("victim %s (seed %s), watched session %s", victim, c.Addrs[0], watched)
 
 	// Sessions written by the writers, and sessions whose clocks run out
 	// while the cluster fails over.
-	const sessions, expiring = 32, 6
 	for i := range sessions {
 		if _, err := p.m.CreateSession(ctx, newState(fmt.Sprintf("s-%d", i), 2)); err != nil {
 			t.Fatal(err)
@@ -119,7 +139,7 @@ func TestFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer updates.Close()
-	perSession, err := reader.SubscribeToSession(ctx, "s-0", func(b synckairos.Broadcast) {
+	perSession, err := reader.SubscribeToSession(ctx, watched, func(b synckairos.Broadcast) {
 		if b.Resync {
 			sessionResyncs.Add(1)
 			return
@@ -150,7 +170,7 @@ func TestFailover(t *testing.T) {
 					return nil
 				})
 				if err == nil && i%8 == 0 {
-					err = p.m.BroadcastToSession(opCtx, "s-0", []byte(strconv.Itoa(i)))
+					err = p.m.BroadcastToSession(opCtx, watched, []byte(strconv.Itoa(i)))
 				}
 				cancel()
 				if err != nil {
@@ -159,7 +179,7 @@ func TestFailover(t *testing.T) {
 					continue
 				}
 				committed.Add(1)
-				if k := killedAt.Load(); k != 0 && layout.Partition(fmt.Sprintf("s-%d", i%sessions)) == layout.Partition("s-0") {
+				if k := killedAt.Load(); k != 0 && layout.Partition(fmt.Sprintf("s-%d", i%sessions)) == layout.Partition(watched) {
 					resumedAt.CompareAndSwap(0, time.Now().UnixNano()) // the victim's replica answers
 				}
 			}

@@ -9,6 +9,8 @@ package keys
 import (
 	"hash/fnv"
 	"strconv"
+
+	"github.com/synckairos/synckairos/internal/slots"
 )
 
 // Layout names the keys and channels of one key prefix and partition count.
@@ -63,26 +65,7 @@ func (l Layout) Lives(partition int) string {
 }
 
 // Slot returns the Redis Cluster hash slot of a partition's keys.
-func (l Layout) Slot(partition int) int {
-	tag := l.Tag(partition)
-	return int(crc16(tag[1:len(tag)-1]) % 16384)
-}
-
-// crc16 is CRC-16/XMODEM, the hash of Redis Cluster's key slots.
-func crc16(s string) uint16 {
-	var crc uint16
-	for i := 0; i < len(s); i++ {
-		crc ^= uint16(s[i]) << 8
-		for range 8 {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return crc
-}
+func (l Layout) Slot(partition int) int { return slots.Of(l.Tag(partition)) }
 
 // Partitions returns the number of partitions.
 func (l Layout) Partitions() int { return l.partitions }

@@ -1,6 +1,10 @@
 package keys
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/synckairos/synckairos/internal/slots"
+)
 
 func TestSessionKeyLayout(t *testing.T) {
 	l := New("sk:", 16)
@@ -46,19 +50,10 @@ func TestPartitionsAreAllUsed(t *testing.T) {
 	}
 }
 
-// Known Redis Cluster slots: CLUSTER KEYSLOT foo is 12182, bar 5061, hello
-// 866; and CRC-16/XMODEM's check value.
-func TestSlotIsRedisClusters(t *testing.T) {
-	if got := crc16("123456789"); got != 0x31c3 {
-		t.Errorf("crc16 check value %#x, want 0x31c3", got)
-	}
-	for key, want := range map[string]uint16{"foo": 12182, "bar": 5061, "hello": 866} {
-		if got := crc16(key) % 16384; got != want {
-			t.Errorf("slot of %q: %d, want %d", key, got, want)
-		}
-	}
+// A partition's slot is its tag's.
+func TestSlotIsTheTags(t *testing.T) {
 	l := New("app:", 16)
-	if got, want := l.Slot(7), int(crc16("p07")%16384); got != want {
+	if got, want := l.Slot(7), slots.Of("{p07}"); got != want || got != slots.Of("app:{p07}:s:x") {
 		t.Errorf("partition 7: slot %d, want %d", got, want)
 	}
 }

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/synckairos/synckairos/internal/slots"
 )
 
 // Kind tells the kinds of subscription apart.
@@ -311,11 +313,31 @@ func clusterMoving(err error) bool {
 	return moved || ask || re.IsTryAgain() || re.IsClusterDown() || re.IsLoading()
 }
 
+// dedicate returns a connection of its own for shard: on a cluster, one to
+// the master that serves the shard's slot as the cluster says now (CLUSTER
+// SLOTS), since after a failover the client's own map of the slots lags
+// behind for a while, and a connection to the old master only fails again.
+func (h *Hub) dedicate(ctx context.Context, shard string) rueidis.DedicatedClient {
+	if shard != "" && h.client.Mode() == rueidis.ClientModeCluster {
+		askCtx, cancel := context.WithTimeout(ctx, time.Second)
+		sp, err := slots.Get(askCtx, h.client)
+		cancel()
+		if err == nil {
+			if node := h.client.Nodes()[sp.Owner(slots.Of(shard))]; node != nil {
+				c, _ := node.Dedicate()
+				return c
+			}
+		}
+	}
+	c, _ := h.client.Dedicate()
+	return c
+}
+
 // connect dedicates a connection, installs the hooks and subscribes every
 // topic of the run on it.
 func (r *run) connect(ctx context.Context) (rueidis.DedicatedClient, <-chan error, error) {
 	h := r.hub
-	client, _ := h.client.Dedicate() // released by client.Close
+	client := h.dedicate(ctx, r.shard) // released by client.Close
 	h.mu.Lock()
 	r.gen++
 	gen := r.gen

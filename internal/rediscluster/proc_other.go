@@ -2,6 +2,13 @@
 
 package rediscluster
 
-import "syscall"
+import (
+	"errors"
+	"os"
+	"syscall"
+)
 
 func sysProcAttr() *syscall.SysProcAttr { return nil }
+
+func pauseProcess(*os.Process) error  { return errors.ErrUnsupported }
+func resumeProcess(*os.Process) error { return errors.ErrUnsupported }

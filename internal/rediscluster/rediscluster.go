@@ -322,6 +322,22 @@ func (c *Cluster) Kill(addr string) error {
 	return fmt.Errorf("rediscluster: no node %s", addr)
 }
 
+// Pause stops the node at addr (SIGSTOP) until Resume: it neither answers
+// nor replicates meanwhile, as a node cut off from the network.
+func (c *Cluster) Pause(addr string) error { return c.signal(addr, pauseProcess) }
+
+// Resume lets a paused node go on (SIGCONT).
+func (c *Cluster) Resume(addr string) error { return c.signal(addr, resumeProcess) }
+
+func (c *Cluster) signal(addr string, f func(*os.Process) error) error {
+	for i, a := range c.Addrs {
+		if a == addr && !c.dead[a] {
+			return f(c.procs[i].Process)
+		}
+	}
+	return fmt.Errorf("rediscluster: no live node %s", addr)
+}
+
 // Stop kills the nodes and removes their folder.
 func (c *Cluster) Stop() {
 	for i, p := range c.procs {

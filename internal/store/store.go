@@ -23,6 +23,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/synckairos/synckairos/internal/keys"
+	"github.com/synckairos/synckairos/internal/slots"
 )
 
 //go:embed write.lua
@@ -414,8 +415,8 @@ func (s *Store) slotOwner(ctx context.Context, slot int, fresh bool) (string, er
 		}
 		owners = make(map[int]string)
 		for _, r := range sp {
-			for sl := r.from; sl <= r.to; sl++ {
-				owners[sl] = r.node
+			for sl := r.From; sl <= r.To; sl++ {
+				owners[sl] = r.Node
 			}
 		}
 		s.mu.Lock()
@@ -473,7 +474,7 @@ func (s *Store) NodeGroups(ctx context.Context) ([][]int, error) {
 	byNode := map[string][]int{}
 	var order []string
 	for _, p := range all {
-		node := spans.owner(s.layout.Slot(p)) // "": a slot no node serves now
+		node := spans.Owner(s.layout.Slot(p)) // "": a slot no node serves now
 		if _, ok := byNode[node]; !ok {
 			order = append(order, node)
 		}
@@ -486,49 +487,12 @@ func (s *Store) NodeGroups(ctx context.Context) ([][]int, error) {
 	return groups, nil
 }
 
-// spans are the slot ranges of a cluster's masters.
-type spans []struct {
-	from, to int
-	node     string
-}
-
-func (sp spans) owner(slot int) string {
-	for _, r := range sp {
-		if slot >= r.from && slot <= r.to {
-			return r.node
-		}
-	}
-	return ""
-}
-
 // slotSpans asks the cluster which master serves which slots.
-func (s *Store) slotSpans(ctx context.Context) (spans, error) {
+func (s *Store) slotSpans(ctx context.Context) (slots.Spans, error) {
 	bounded, cancel := s.bound(ctx)
 	defer cancel()
-	ranges, err := s.client.Do(bounded, s.client.B().ClusterSlots().Build()).ToArray()
-	if err != nil {
-		return nil, s.timedOut(ctx, bounded, err)
-	}
-	var out spans
-	for _, r := range ranges {
-		f, err := r.ToArray()
-		if err != nil || len(f) < 3 {
-			return nil, fmt.Errorf("CLUSTER SLOTS: unexpected reply: %v", err)
-		}
-		from, err1 := f[0].AsInt64()
-		to, err2 := f[1].AsInt64()
-		master, err3 := f[2].ToArray()
-		if err1 != nil || err2 != nil || err3 != nil || len(master) < 2 {
-			return nil, errors.New("CLUSTER SLOTS: unexpected reply")
-		}
-		host, _ := master[0].ToString()
-		port, _ := master[1].AsInt64()
-		out = append(out, struct {
-			from, to int
-			node     string
-		}{int(from), int(to), host + ":" + strconv.FormatInt(port, 10)})
-	}
-	return out, nil
+	sp, err := slots.Get(bounded, s.client)
+	return sp, s.timedOut(ctx, bounded, err)
 }
 
 // Due is what one partition's deadline index holds due.

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"os"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -35,7 +36,7 @@ func DatabaseURL() string {
 // Unavailable.
 func StartCluster(tb testing.TB) *rediscluster.Cluster {
 	tb.Helper()
-	c, err := rediscluster.Start(context.Background(), 3)
+	c, err := rediscluster.Start(context.Background(), ClusterMasters())
 	if errors.Is(err, rediscluster.ErrNoBinaries) {
 		Unavailable(tb, "Redis Cluster", err)
 	}
@@ -129,4 +130,13 @@ func NoLeaks(tb testing.TB, opts ...goleak.Option) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// ClusterMasters is the number of masters of the clusters the tests start:
+// SYNCKAIROS_CLUSTER_MASTERS (CI runs the suite once with 5), or 3.
+func ClusterMasters() int {
+	if n, err := strconv.Atoi(os.Getenv("SYNCKAIROS_CLUSTER_MASTERS")); err == nil && n >= 3 {
+		return n
+	}
+	return 3
 }

@@ -1,0 +1,122 @@
+package synckairos_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/synckairos/synckairos"
+	"github.com/synckairos/synckairos/internal/keys"
+	"github.com/synckairos/synckairos/internal/rediscluster"
+)
+
+// A replica cut off 200 ms before its master dies is promoted without the
+// writes of those 200 ms. Without WaitReplicas the master acknowledged them,
+// and they are lost; with WaitReplicas 1 none of them was acknowledged (each
+// reported a *ReplicationError), so no acknowledged write is lost.
+func TestAcknowledgedWritesAcrossAFailover(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, err := rediscluster.Start(ctx, 3)
+	if errors.Is(err, rediscluster.ErrNoBinaries) {
+		clusterURL(t) // skips, or fails under SYNCKAIROS_REQUIRE_SERVICES
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	prefix := testPrefix(t)
+	plain, err := synckairos.New(newClientAt(t, c.URL()), &synckairos.Config{KeyPrefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { plain.Close() })
+	waiting, err := synckairos.New(newClientAt(t, c.URL()), &synckairos.Config{KeyPrefix: prefix, WaitReplicas: 1, WaitTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { waiting.Close() })
+	layout := keys.New(prefix, synckairos.DefaultPartitions)
+	var ids []string // in partition 0
+	for i := 0; len(ids) < 8; i++ {
+		if id := fmt.Sprint("w-", i); layout.Partition(id) == 0 {
+			ids = append(ids, id)
+		}
+	}
+	for _, id := range ids {
+		mustCreate(t, plain, &synckairos.State{SessionID: id, Mode: synckairos.ModePerParticipant, Participants: players(time.Hour, "a", "b")})
+	}
+	raw := newClientAt(t, c.URL())
+	victim := ""
+	for addr, node := range raw.Nodes() {
+		if node.Do(ctx, node.B().Exists().Key(layout.Session(ids[0])).Build()).Error() == nil {
+			victim = addr
+		}
+	}
+	replica := c.Replica(ctx, victim)
+	if victim == "" || replica == "" {
+		t.Fatalf("victim %q, its replica %q", victim, replica)
+	}
+
+	// Two writers: one without WaitReplicas on half the sessions, one with
+	// it on the other half; each keeps the newest version acknowledged.
+	acked := map[string]int64{}
+	var mu sync.Mutex
+	writeCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for w, m := range []*synckairos.Manager{plain, waiting} {
+		wg.Go(func() {
+			for i := 0; writeCtx.Err() == nil; i++ {
+				id := ids[w*4+i%4]
+				s, err := m.MutateSession(writeCtx, id, func(s *synckairos.State) error {
+					s.Metadata = map[string]string{"n": fmt.Sprint(i)}
+					return nil
+				})
+				if err == nil {
+					mu.Lock()
+					acked[id] = max(acked[id], s.Version)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := c.Pause(replica); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	stop()
+	wg.Wait()
+	if err := c.Kill(victim); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Resume(replica); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitHealthy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lost := map[*synckairos.Manager]int64{}
+	for w, m := range []*synckairos.Manager{plain, waiting} {
+		for _, id := range ids[w*4 : w*4+4] {
+			var s *synckairos.State
+			waitFor(t, 15*time.Second, "the session readable after the takeover", func() bool {
+				s, err = m.GetSession(ctx, id)
+				return err == nil
+			})
+			if a := acked[id]; a > s.Version {
+				lost[m] += a - s.Version
+			}
+		}
+	}
+	t.Logf("acknowledged writes lost: %d without WaitReplicas, %d with WaitReplicas 1", lost[plain], lost[waiting])
+	if lost[waiting] != 0 {
+		t.Errorf("%d writes acknowledged with WaitReplicas 1 were lost", lost[waiting])
+	}
+	if lost[plain] == 0 {
+		t.Errorf("no write acknowledged without WaitReplicas was lost: the replica was not cut off")
+	}
+}
