@@ -293,7 +293,16 @@ its state committed. Keep WaitTimeout short (it is added to such writes'
 latency), attach a replica to the new master (redis-cli --cluster
 add-node … --cluster-slave, or restart the failed node, which rejoins as a
 replica), and watch for ErrNotReplicated with Replicas 0: it says that a
-master runs without a replica.
+master runs without a replica. Config.WaitBrieflyWhenAlone spares such
+writes the wait: after one found no replica within WaitTimeout, the writes
+to that master wait a millisecond for the next second (and still report
+Replicas 0), then one waits in full again to find out.
+
+WaitReplicas counts where the write ran: the script and its WAIT go to the
+master that serves the slot, on that node's own connection, following a
+MOVED or an ASK together (tested across a slot moved behind the client's
+back and a slot migrating). A subscriber gets one resync per failover, once
+every shard it lost is subscribed again.
 
 # Errors
 

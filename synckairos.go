@@ -108,6 +108,15 @@ type Config struct {
 	// DefaultWaitTimeout.
 	WaitTimeout time.Duration
 
+	// WaitBrieflyWhenAlone: after a write found no replica of its master
+	// acknowledging within WaitTimeout, the writes to that master wait only
+	// a millisecond for the next second, then one waits in full again to
+	// find out. A master that a failover left without a replica then costs
+	// writes no latency instead of WaitTimeout each; they still return
+	// *ReplicationError with Replicas 0, which is the alert. Defaults to
+	// false: every write waits up to WaitTimeout.
+	WaitBrieflyWhenAlone bool
+
 	// CallTimeout bounds each Redis call the Manager makes for a session: a
 	// call that the node of the session's partition does not answer in time
 	// (it is down, or failing over) fails with an *UnavailableError
@@ -145,18 +154,19 @@ func (c *Config) WithDefaults() *Config {
 		c = &Config{}
 	}
 	return &Config{
-		KeyPrefix:          cmp.Or(c.KeyPrefix, DefaultKeyPrefix),
-		SessionTTL:         cmp.Or(c.SessionTTL, DefaultSessionTTL),
-		Partitions:         cmp.Or(c.Partitions, DefaultPartitions),
-		MaxAttempts:        cmp.Or(c.MaxAttempts, DefaultMaxAttempts),
-		SubscriptionBuffer: cmp.Or(c.SubscriptionBuffer, DefaultSubscriptionBuffer),
-		ExpirerInterval:    cmp.Or(c.ExpirerInterval, DefaultExpirerInterval),
-		Audit:              c.Audit,
-		WaitReplicas:       c.WaitReplicas,
-		WaitTimeout:        cmp.Or(c.WaitTimeout, DefaultWaitTimeout),
-		CallTimeout:        cmp.Or(c.CallTimeout, max(DefaultCallTimeout, cmp.Or(c.WaitTimeout, DefaultWaitTimeout)+500*time.Millisecond)),
-		Logger:             cmp.Or(c.Logger, slog.Default()),
-		Test:               c.Test,
+		KeyPrefix:            cmp.Or(c.KeyPrefix, DefaultKeyPrefix),
+		SessionTTL:           cmp.Or(c.SessionTTL, DefaultSessionTTL),
+		Partitions:           cmp.Or(c.Partitions, DefaultPartitions),
+		MaxAttempts:          cmp.Or(c.MaxAttempts, DefaultMaxAttempts),
+		SubscriptionBuffer:   cmp.Or(c.SubscriptionBuffer, DefaultSubscriptionBuffer),
+		ExpirerInterval:      cmp.Or(c.ExpirerInterval, DefaultExpirerInterval),
+		Audit:                c.Audit,
+		WaitReplicas:         c.WaitReplicas,
+		WaitBrieflyWhenAlone: c.WaitBrieflyWhenAlone,
+		WaitTimeout:          cmp.Or(c.WaitTimeout, DefaultWaitTimeout),
+		CallTimeout:          cmp.Or(c.CallTimeout, max(DefaultCallTimeout, cmp.Or(c.WaitTimeout, DefaultWaitTimeout)+500*time.Millisecond)),
+		Logger:               cmp.Or(c.Logger, slog.Default()),
+		Test:                 c.Test,
 	}
 }
 
@@ -225,6 +235,7 @@ func New(client rueidis.Client, cfg *Config) (*Manager, error) {
 		hub:    pubsub.NewHub(client, cfg.Logger),
 	}
 	m.store.WaitForReplicas(cfg.WaitReplicas, cfg.WaitTimeout)
+	m.store.WaitBrieflyWhenAlone(cfg.WaitBrieflyWhenAlone)
 	m.store.SetCallTimeout(cfg.CallTimeout)
 	if cfg.Test.Clock == nil {
 		m.clock = clock.NewRedis(client, clockRecalibration, func(err error) {

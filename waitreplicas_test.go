@@ -125,6 +125,29 @@ func TestWaitReplicasCountsWhereTheScriptRan(t *testing.T) {
 	if err := finish(); err != nil {
 		t.Fatal(err)
 	}
+	// WaitBrieflyWhenAlone: B, without a replica, holds the first write for
+	// the whole WaitTimeout, and the next ones not (each would take 1 s).
+	brief, err := synckairos.New(newClientAt(t, c.URL()), &synckairos.Config{KeyPrefix: prefix, WaitReplicas: 1,
+		WaitTimeout: time.Second, WaitBrieflyWhenAlone: true, Audit: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { brief.Close() })
+	for i := range 6 {
+		start := time.Now()
+		next := s.Clone()
+		next.Metadata = map[string]string{"brief": fmt.Sprint(i)}
+		_, err := brief.UpdateSession(ctx, next)
+		took := time.Since(start)
+		var re *synckairos.ReplicationError
+		if !errors.As(err, &re) || re.Replicas != 0 {
+			t.Fatalf("write %d to a master alone: %v", i, err)
+		}
+		s = re.State
+		if (i == 0) != (took >= time.Second) {
+			t.Fatalf("write %d to a master alone took %v: want the first only to wait the whole WaitTimeout", i, took)
+		}
+	}
 	// A's own partitions still replicate.
 	if _, err := m.CreateSession(ctx, &synckairos.State{SessionID: idIn(p2, "after-"), Mode: synckairos.ModePerParticipant,
 		Participants: players(time.Minute, "a", "b")}); !errors.Is(err, synckairos.ErrNotReplicated) {

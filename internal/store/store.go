@@ -147,12 +147,57 @@ type Store struct {
 	// for replicas on a cluster; replaced whole, never changed in place.
 	mu     sync.Mutex
 	owners map[int]string
+	// alone holds the masters whose last wait found no replica, until when
+	// their writes wait briefly (WaitBrieflyWhenAlone).
+	briefWhenAlone bool
+	alone          map[string]time.Time
 }
 
 // WaitForReplicas makes every later write wait until n replicas have
 // acknowledged it, for up to timeout (Redis WAIT). n = 0 turns it off.
 func (s *Store) WaitForReplicas(n int, timeout time.Duration) {
 	s.waitReplicas, s.waitTimeout = int64(n), timeout
+}
+
+// WaitBrieflyWhenAlone makes the writes to a master whose last wait found no
+// replica at all, within the full timeout, wait only a millisecond for the
+// next second: a master that a failover left without a replica costs
+// writes no latency, and they still report their replicas (0).
+func (s *Store) WaitBrieflyWhenAlone(on bool) { s.briefWhenAlone = on }
+
+// aloneRecheck is how long a master found without a replica is waited for
+// briefly before a write waits the full timeout again, to find out.
+const aloneRecheck = time.Second
+
+// waitFor returns the WAIT timeout of a write to node.
+func (s *Store) waitFor(node string) time.Duration {
+	if s.briefWhenAlone {
+		s.mu.Lock()
+		until, alone := s.alone[node]
+		s.mu.Unlock()
+		if alone && time.Now().Before(until) {
+			return time.Millisecond
+		}
+	}
+	return s.waitTimeout
+}
+
+// waited records what a WAIT of timeout on node found.
+func (s *Store) waited(node string, timeout time.Duration, replicas int64) {
+	if !s.briefWhenAlone {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case replicas > 0:
+		delete(s.alone, node)
+	case timeout == s.waitTimeout:
+		if s.alone == nil {
+			s.alone = make(map[string]time.Time)
+		}
+		s.alone[node] = time.Now().Add(aloneRecheck)
+	}
 }
 
 // New returns a Store. ttl is the expiry set by every write; audit makes
@@ -308,7 +353,12 @@ func (s *Store) writeAndWait(ctx context.Context, partition int, keys, args []st
 	if !s.sharded {
 		// One node: rueidis sends a pipeline holding a blocking command on a
 		// pooled connection of its own, so the WAIT blocks no other caller.
-		return s.scriptAndWait(ctx, s.client, keys, args, false)
+		timeout := s.waitFor("")
+		vals, replicas, err := s.scriptAndWait(ctx, s.client, keys, args, false, timeout)
+		if err == nil {
+			s.waited("", timeout, replicas)
+		}
+		return vals, replicas, err
 	}
 	// A cluster client follows a MOVED or an ASK for the script, but would
 	// send the WAIT to the node it first chose, which would then count the
@@ -330,7 +380,11 @@ func (s *Store) writeAndWait(ctx context.Context, partition int, keys, args []st
 			}
 			continue
 		}
-		vals, replicas, err := s.scriptAndWait(ctx, node, keys, args, asking)
+		timeout := s.waitFor(addr)
+		vals, replicas, err := s.scriptAndWait(ctx, node, keys, args, asking, timeout)
+		if err == nil {
+			s.waited(addr, timeout, replicas)
+		}
 		re, ok := rueidis.IsRedisErr(err)
 		if !ok {
 			if unreachable(err) {
@@ -370,12 +424,12 @@ func (s *Store) writeAndWait(ctx context.Context, partition int, keys, args []st
 
 // scriptAndWait sends the write script and WAIT through c in one pipeline,
 // after ASKING if asking, and loads the script where it is missing.
-func (s *Store) scriptAndWait(ctx context.Context, c rueidis.Client, keys, args []string, asking bool) ([]rueidis.RedisMessage, int64, error) {
+func (s *Store) scriptAndWait(ctx context.Context, c rueidis.Client, keys, args []string, asking bool, timeout time.Duration) ([]rueidis.RedisMessage, int64, error) {
 	n := int64(len(keys))
 	// A command is consumed by the call that sends it: build them per call.
 	pipeline := func(script rueidis.Completed) rueidis.Commands {
 		cmds := rueidis.Commands{script,
-			s.client.B().Wait().Numreplicas(s.waitReplicas).Timeout(max(s.waitTimeout.Milliseconds(), 1)).Build().SetSlot(keys[0])}
+			s.client.B().Wait().Numreplicas(s.waitReplicas).Timeout(max(timeout.Milliseconds(), 1)).Build().SetSlot(keys[0])}
 		if asking {
 			cmds = append(rueidis.Commands{s.client.B().Asking().Build().SetSlot(keys[0])}, cmds...)
 		}
