@@ -11,7 +11,6 @@ import (
 
 	"github.com/synckairos/synckairos"
 	"github.com/synckairos/synckairos/internal/keys"
-	"github.com/synckairos/synckairos/internal/rediscluster"
 )
 
 // One master of a cluster of its own dies while clocks run out on every
@@ -22,42 +21,20 @@ import (
 func TestOneDeadMasterDelaysNoOtherPartition(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	c, err := rediscluster.Start(ctx, 3)
-	if errors.Is(err, rediscluster.ErrNoBinaries) {
-		clusterURL(t) // skips, or fails under SYNCKAIROS_REQUIRE_SERVICES
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Stop)
+	c := ownCluster(t)
 	prefix := testPrefix(t)
-	m, err := synckairos.New(newClientAt(t, c.URL()), &synckairos.Config{KeyPrefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	m := managerOn(t, c.URL(), &synckairos.Config{KeyPrefix: prefix})
 	layout := keys.New(prefix, synckairos.DefaultPartitions)
 
-	// The victim is the master of partition 0's slot; its partitions and the
-	// others', by asking each master which deadline indexes it serves.
-	raw := newClientAt(t, c.URL())
-	victim := ""
+	// The victim is the master of partition 0's slot, and its partitions.
+	victim := nodeServing(t, c.URL(), layout.Deadlines(0))
 	onVictim := map[int]bool{}
-	for addr, node := range raw.Nodes() {
-		owns := []int{}
-		for p := range synckairos.DefaultPartitions {
-			if node.Do(ctx, node.B().Exists().Key(layout.Deadlines(p)).Build()).Error() == nil {
-				owns = append(owns, p)
-			}
-		}
-		if slices.Contains(owns, 0) {
-			victim = addr
-			for _, p := range owns {
-				onVictim[p] = true
-			}
+	for p := range synckairos.DefaultPartitions {
+		if nodeServing(t, c.URL(), layout.Deadlines(p)) == victim {
+			onVictim[p] = true
 		}
 	}
-	if victim == "" || len(onVictim) == synckairos.DefaultPartitions {
+	if len(onVictim) == synckairos.DefaultPartitions {
 		t.Fatalf("victim %q serves partitions %v", victim, onVictim)
 	}
 
@@ -98,7 +75,7 @@ func TestOneDeadMasterDelaysNoOtherPartition(t *testing.T) {
 
 	// A call on the dead master's session, with no deadline of the caller's.
 	callStart := time.Now()
-	_, err = m.GetSession(ctx, ids[0][0])
+	_, err := m.GetSession(ctx, ids[0][0])
 	took := time.Since(callStart)
 	var ue *synckairos.UnavailableError
 	if !errors.As(err, &ue) || !errors.Is(err, synckairos.ErrUnavailable) || ue.Partition != 0 ||

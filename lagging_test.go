@@ -2,7 +2,6 @@ package synckairos_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/synckairos/synckairos"
 	"github.com/synckairos/synckairos/internal/keys"
-	"github.com/synckairos/synckairos/internal/rediscluster"
 )
 
 // A replica cut off 200 ms before its master dies is promoted without the
@@ -20,25 +18,10 @@ import (
 func TestAcknowledgedWritesAcrossAFailover(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	c, err := rediscluster.Start(ctx, 3)
-	if errors.Is(err, rediscluster.ErrNoBinaries) {
-		clusterURL(t) // skips, or fails under SYNCKAIROS_REQUIRE_SERVICES
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Stop)
+	c := ownCluster(t)
 	prefix := testPrefix(t)
-	plain, err := synckairos.New(newClientAt(t, c.URL()), &synckairos.Config{KeyPrefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { plain.Close() })
-	waiting, err := synckairos.New(newClientAt(t, c.URL()), &synckairos.Config{KeyPrefix: prefix, WaitReplicas: 1, WaitTimeout: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { waiting.Close() })
+	plain := managerOn(t, c.URL(), &synckairos.Config{KeyPrefix: prefix})
+	waiting := managerOn(t, c.URL(), &synckairos.Config{KeyPrefix: prefix, WaitReplicas: 1, WaitTimeout: 100 * time.Millisecond})
 	layout := keys.New(prefix, synckairos.DefaultPartitions)
 	var ids []string // in partition 0
 	for i := 0; len(ids) < 8; i++ {
@@ -49,15 +32,9 @@ func TestAcknowledgedWritesAcrossAFailover(t *testing.T) {
 	for _, id := range ids {
 		mustCreate(t, plain, &synckairos.State{SessionID: id, Mode: synckairos.ModePerParticipant, Participants: players(time.Hour, "a", "b")})
 	}
-	raw := newClientAt(t, c.URL())
-	victim := ""
-	for addr, node := range raw.Nodes() {
-		if node.Do(ctx, node.B().Exists().Key(layout.Session(ids[0])).Build()).Error() == nil {
-			victim = addr
-		}
-	}
+	victim := nodeServing(t, c.URL(), layout.Session(ids[0]))
 	replica := c.Replica(ctx, victim)
-	if victim == "" || replica == "" {
+	if replica == "" {
 		t.Fatalf("victim %q, its replica %q", victim, replica)
 	}
 
@@ -104,6 +81,7 @@ func TestAcknowledgedWritesAcrossAFailover(t *testing.T) {
 		for _, id := range ids[w*4 : w*4+4] {
 			var s *synckairos.State
 			waitFor(t, 15*time.Second, "the session readable after the takeover", func() bool {
+				var err error
 				s, err = m.GetSession(ctx, id)
 				return err == nil
 			})

@@ -10,6 +10,8 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/synckairos/synckairos"
+
 	"github.com/synckairos/synckairos/internal/rediscluster"
 	"github.com/synckairos/synckairos/internal/testenv"
 )
@@ -53,4 +55,46 @@ func clusterURL(tb testing.TB) string {
 		tb.Fatalf("Redis Cluster: %v", clusterErr)
 	}
 	return testCluster.URL()
+}
+
+// ownCluster starts a Redis Cluster of 3 masters and 3 replicas for one test
+// alone, which may kill, pause or reshard it; it is stopped when the test
+// ends.
+func ownCluster(t *testing.T) *rediscluster.Cluster {
+	t.Helper()
+	c, err := rediscluster.Start(context.Background(), 3)
+	if errors.Is(err, rediscluster.ErrNoBinaries) {
+		clusterURL(t) // skips, or fails under SYNCKAIROS_REQUIRE_SERVICES
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	return c
+}
+
+// managerOn returns a Manager on the cluster at url, closed when the test
+// ends.
+func managerOn(t *testing.T, url string, cfg *synckairos.Config) *synckairos.Manager {
+	t.Helper()
+	m, err := synckairos.New(newClientAt(t, url), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// nodeServing returns the address of the node that serves key: the one that
+// answers for it instead of redirecting.
+func nodeServing(t *testing.T, url, key string) string {
+	t.Helper()
+	raw := newClientAt(t, url)
+	for addr, node := range raw.Nodes() {
+		if node.Do(context.Background(), node.B().Exists().Key(key).Build()).Error() == nil {
+			return addr
+		}
+	}
+	t.Fatalf("no node serves %q", key)
+	return ""
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/synckairos/synckairos"
 	"github.com/synckairos/synckairos/internal/keys"
-	"github.com/synckairos/synckairos/internal/rediscluster"
 )
 
 // With WaitReplicas, a write is acknowledged only by a WAIT on the node that
@@ -20,23 +19,11 @@ import (
 func TestWaitReplicasCountsWhereTheScriptRan(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	c, err := rediscluster.Start(ctx, 3)
-	if errors.Is(err, rediscluster.ErrNoBinaries) {
-		clusterURL(t) // skips, or fails under SYNCKAIROS_REQUIRE_SERVICES
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Stop)
+	c := ownCluster(t)
 	prefix := testPrefix(t)
 	// Audit on: during a migration a script runs only where all its keys
 	// are, the outbox among them.
-	m, err := synckairos.New(newClientAt(t, c.URL()), &synckairos.Config{KeyPrefix: prefix, WaitReplicas: 1,
-		WaitTimeout: 200 * time.Millisecond, Audit: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	m := managerOn(t, c.URL(), &synckairos.Config{KeyPrefix: prefix, WaitReplicas: 1, WaitTimeout: 200 * time.Millisecond, Audit: true})
 	layout := keys.New(prefix, synckairos.DefaultPartitions)
 	raw := newClientAt(t, c.URL())
 	owner := func(p int) string {
@@ -127,12 +114,8 @@ func TestWaitReplicasCountsWhereTheScriptRan(t *testing.T) {
 	}
 	// WaitBrieflyWhenAlone: B, without a replica, holds the first write for
 	// the whole WaitTimeout, and the next ones not (each would take 1 s).
-	brief, err := synckairos.New(newClientAt(t, c.URL()), &synckairos.Config{KeyPrefix: prefix, WaitReplicas: 1,
-		WaitTimeout: time.Second, WaitBrieflyWhenAlone: true, Audit: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { brief.Close() })
+	brief := managerOn(t, c.URL(), &synckairos.Config{KeyPrefix: prefix, WaitReplicas: 1, WaitTimeout: time.Second,
+		WaitBrieflyWhenAlone: true, Audit: true})
 	for i := range 6 {
 		start := time.Now()
 		next := s.Clone()
