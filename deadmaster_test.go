@@ -27,10 +27,11 @@ func TestOneDeadMasterDelaysNoOtherPartition(t *testing.T) {
 	layout := keys.New(prefix, synckairos.DefaultPartitions)
 
 	// The victim is the master of partition 0's slot, and its partitions.
-	victim := nodeServing(t, c.URL(), layout.Deadlines(0))
+	raw := newClientAt(t, c.URL())
+	victim := nodeServing(t, raw, layout.Deadlines(0))
 	onVictim := map[int]bool{}
 	for p := range synckairos.DefaultPartitions {
-		if nodeServing(t, c.URL(), layout.Deadlines(p)) == victim {
+		if nodeServing(t, raw, layout.Deadlines(p)) == victim {
 			onVictim[p] = true
 		}
 	}

@@ -32,7 +32,7 @@ func TestAcknowledgedWritesAcrossAFailover(t *testing.T) {
 	for _, id := range ids {
 		mustCreate(t, plain, &synckairos.State{SessionID: id, Mode: synckairos.ModePerParticipant, Participants: players(time.Hour, "a", "b")})
 	}
-	victim := nodeServing(t, c.URL(), layout.Session(ids[0]))
+	victim := nodeServing(t, newClientAt(t, c.URL()), layout.Session(ids[0]))
 	replica := c.Replica(ctx, victim)
 	if replica == "" {
 		t.Fatalf("victim %q, its replica %q", victim, replica)

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/redis/rueidis"
 	"go.uber.org/goleak"
 
 	"github.com/synckairos/synckairos"
@@ -87,9 +88,8 @@ func managerOn(t *testing.T, url string, cfg *synckairos.Config) *synckairos.Man
 
 // nodeServing returns the address of the node that serves key: the one that
 // answers for it instead of redirecting.
-func nodeServing(t *testing.T, url, key string) string {
+func nodeServing(t *testing.T, raw rueidis.Client, key string) string {
 	t.Helper()
-	raw := newClientAt(t, url)
 	for addr, node := range raw.Nodes() {
 		if node.Do(context.Background(), node.B().Exists().Key(key).Build()).Error() == nil {
 			return addr

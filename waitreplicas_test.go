@@ -24,6 +24,10 @@ func TestWaitReplicasCountsWhereTheScriptRan(t *testing.T) {
 	// Audit on: during a migration a script runs only where all its keys
 	// are, the outbox among them.
 	m := managerOn(t, c.URL(), &synckairos.Config{KeyPrefix: prefix, WaitReplicas: 1, WaitTimeout: 200 * time.Millisecond, Audit: true})
+	// Its clients are made while every node is up: a client seeded with a
+	// dead node's address can fail to start.
+	brief := managerOn(t, c.URL(), &synckairos.Config{KeyPrefix: prefix, WaitReplicas: 1, WaitTimeout: time.Second,
+		WaitBrieflyWhenAlone: true, Audit: true})
 	layout := keys.New(prefix, synckairos.DefaultPartitions)
 	raw := newClientAt(t, c.URL())
 	owner := func(p int) string {
@@ -114,8 +118,6 @@ func TestWaitReplicasCountsWhereTheScriptRan(t *testing.T) {
 	}
 	// WaitBrieflyWhenAlone: B, without a replica, holds the first write for
 	// the whole WaitTimeout, and the next ones not (each would take 1 s).
-	brief := managerOn(t, c.URL(), &synckairos.Config{KeyPrefix: prefix, WaitReplicas: 1, WaitTimeout: time.Second,
-		WaitBrieflyWhenAlone: true, Audit: true})
 	for i := range 6 {
 		start := time.Now()
 		next := s.Clone()

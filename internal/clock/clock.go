@@ -97,6 +97,14 @@ func (c *Redis) serverTime(ctx context.Context) (time.Time, error) {
 		defer cancel()
 	}
 	parts, err := c.client.Do(ctx, c.client.B().Time().Build()).AsStrSlice()
+	if err != nil && ctx.Err() == nil && c.client.Mode() == rueidis.ClientModeCluster {
+		// The node picked may be down: any other tells the time as well.
+		for _, node := range c.client.Nodes() {
+			if parts, err = node.Do(ctx, node.B().Time().Build()).AsStrSlice(); err == nil || ctx.Err() != nil {
+				break
+			}
+		}
+	}
 	if err != nil {
 		return time.Time{}, err
 	}

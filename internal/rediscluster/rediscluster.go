@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -43,33 +44,9 @@ func Start(ctx context.Context, masters int) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{dir: dir, cli: cli, dead: make(map[string]bool)}
-	ports, err := freePorts(2 * masters)
-	if err != nil {
+	if err := c.startNodes(ctx, server, masters); err != nil {
 		c.Stop()
 		return nil, err
-	}
-	for _, p := range ports {
-		port := strconv.Itoa(p)
-		cmd := exec.Command(server,
-			"--port", port, "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-			"--cluster-config-file", "nodes-"+port+".conf", "--cluster-node-timeout", "2000",
-			// As in production: the masters that are up serve their slots while
-			// another one is down (the default stops the whole cluster).
-			"--cluster-require-full-coverage", "no",
-			"--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0", "--dir", dir, "--logfile", filepath.Join(dir, port+".log"))
-		cmd.SysProcAttr = sysProcAttr() // the nodes die with the test process
-		if err := cmd.Start(); err != nil {
-			c.Stop()
-			return nil, fmt.Errorf("rediscluster: start node %s: %w", port, err)
-		}
-		c.procs = append(c.procs, cmd)
-		c.Addrs = append(c.Addrs, "127.0.0.1:"+port)
-	}
-	for _, a := range c.Addrs {
-		if err := waitFor(ctx, func() bool { return c.run(ctx, cli, a, "PING") == "PONG" }); err != nil {
-			c.Stop()
-			return nil, fmt.Errorf("rediscluster: node %s did not answer: %w", a, err)
-		}
 	}
 	args := append([]string{"--cluster", "create"}, c.Addrs...)
 	args = append(args, "--cluster-replicas", "1", "--cluster-yes")
@@ -431,4 +408,70 @@ func freePorts(n int) ([]int, error) {
 		return nil, errors.New("rediscluster: no free ports")
 	}
 	return ports, nil
+}
+
+// starting serializes the starts of nodes within a process: two clusters
+// starting at once could pick the same free ports.
+var starting sync.Mutex
+
+// startNodes starts 2 × masters nodes on free ports and waits until each
+// answers. A node that does not answer within 5 s (its port was taken by
+// another process meanwhile) is given up with the others, and the nodes
+// are started again on other ports, three times at most.
+func (c *Cluster) startNodes(ctx context.Context, server string, masters int) error {
+	starting.Lock()
+	defer starting.Unlock()
+	var lastErr error
+	for range 3 {
+		ports, err := freePorts(2 * masters)
+		if err != nil {
+			return err
+		}
+		c.procs, c.Addrs = nil, nil
+		for _, p := range ports {
+			port := strconv.Itoa(p)
+			cmd := exec.Command(server,
+				"--port", port, "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+				"--cluster-config-file", "nodes-"+port+".conf", "--cluster-node-timeout", "2000",
+				// As in production: the masters that are up serve their slots
+				// while another one is down (the default stops the whole cluster).
+				"--cluster-require-full-coverage", "no",
+				"--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0", "--dir", c.dir, "--logfile", filepath.Join(c.dir, port+".log"))
+			cmd.SysProcAttr = sysProcAttr() // the nodes die with the test process
+			if err := cmd.Start(); err != nil {
+				c.killAll()
+				return fmt.Errorf("rediscluster: start node %s: %w", port, err)
+			}
+			c.procs = append(c.procs, cmd)
+			c.Addrs = append(c.Addrs, "127.0.0.1:"+port)
+		}
+		lastErr = nil
+		for _, a := range c.Addrs {
+			deadline := time.Now().Add(5 * time.Second)
+			for c.run(ctx, c.cli, a, "PING") != "PONG" {
+				if time.Now().After(deadline) || ctx.Err() != nil {
+					lastErr = fmt.Errorf("rediscluster: node %s did not answer within 5s", a)
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if lastErr != nil {
+				break
+			}
+		}
+		if lastErr == nil {
+			return nil
+		}
+		c.killAll()
+	}
+	return lastErr
+}
+
+// killAll kills the nodes started, for another try.
+func (c *Cluster) killAll() {
+	for _, p := range c.procs {
+		_ = p.Process.Kill()
+		_ = p.Wait()
+	}
+	c.procs, c.Addrs = nil, nil
 }

@@ -32,9 +32,21 @@ func (sp Spans) Owner(slot int) string {
 	return ""
 }
 
-// Get asks the cluster (CLUSTER SLOTS, of any node the client picks) which
-// master serves which slots.
+// Get asks the cluster which master serves which slots: CLUSTER SLOTS, of
+// the nodes the client knows, one after the other until one answers (a
+// node may be down).
 func Get(ctx context.Context, client rueidis.Client) (Spans, error) {
+	err := errors.New("CLUSTER SLOTS: no node known")
+	for _, node := range client.Nodes() {
+		var sp Spans
+		if sp, err = get(ctx, node); err == nil || ctx.Err() != nil {
+			return sp, err
+		}
+	}
+	return nil, err
+}
+
+func get(ctx context.Context, client rueidis.Client) (Spans, error) {
 	ranges, err := client.Do(ctx, client.B().ClusterSlots().Build()).ToArray()
 	if err != nil {
 		return nil, err
