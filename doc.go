@@ -308,10 +308,11 @@ every shard it lost is subscribed again.
 
 Errors match the sentinels ErrSessionNotFound, ErrSessionExists,
 ErrVersionConflict, ErrInvalidState, ErrCorruptState, ErrInvalidTransition,
-ErrNotActive, ErrTurnEnded, ErrParticipantNotFound, ErrReentrant,
-ErrNotReplicated and ErrClosed with errors.Is; the typed errors
-*ConflictError, *StateError, *TransitionError, *TurnError and
-*ReplicationError carry what the caller needs next. Stored bytes that do not decode give ErrCorruptState with the
+ErrNotActive, ErrTurnEnded, ErrParticipantNotFound, ErrTimeRanOut,
+ErrReentrant, ErrUnavailable, ErrNotReplicated and ErrClosed with
+errors.Is; the typed errors *ConflictError, *StateError, *TransitionError,
+*TurnError, *UnavailableError and *ReplicationError carry what the caller
+needs next. Stored bytes that do not decode give ErrCorruptState with the
 session ID, never a panic.
 */
 package synckairos
