@@ -120,7 +120,7 @@ func TestFailover(t *testing.T) {
 	// A second instance listens.
 	reader := newManagerAt(t, c.URL(), p.prefix)
 	var updateResyncs, sessionResyncs atomic.Int64
-	var resyncAt, resumedAt atomic.Int64 // unix ns: the first resync; the first write on the victim after the kill
+	var resyncAt, resumedAt atomic.Int64 // unix ns: the first resync; the first write on the victim sent after the kill
 	var killedAt atomic.Int64
 	var mu sync.Mutex
 	heard := map[string]int64{} // latest version heard per session
@@ -164,6 +164,7 @@ func TestFailover(t *testing.T) {
 			defer wg.Done()
 			for i := w; writeCtx.Err() == nil; i += 4 {
 				opCtx, cancel := context.WithTimeout(writeCtx, time.Second)
+				sent := time.Now()
 				_, err := p.m.MutateSession(opCtx, fmt.Sprintf("s-%d", i%sessions), func(s *synckairos.State) error {
 					n, _ := strconv.Atoi(s.Metadata["n"])
 					s.Metadata["n"] = strconv.Itoa(n + 1)
@@ -179,8 +180,8 @@ func TestFailover(t *testing.T) {
 					continue
 				}
 				committed.Add(1)
-				if k := killedAt.Load(); k != 0 && layout.Partition(fmt.Sprintf("s-%d", i%sessions)) == layout.Partition(watched) {
-					resumedAt.CompareAndSwap(0, time.Now().UnixNano()) // the victim's replica answers
+				if k := killedAt.Load(); k != 0 && sent.UnixNano() > k && layout.Partition(fmt.Sprintf("s-%d", i%sessions)) == layout.Partition(watched) {
+					resumedAt.CompareAndSwap(0, time.Now().UnixNano()) // sent after the kill: the victim's replica answers
 				}
 			}
 		}()
