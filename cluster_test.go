@@ -9,6 +9,7 @@ import (
 
 	"github.com/synckairos/synckairos"
 	"github.com/synckairos/synckairos/internal/keys"
+	"github.com/synckairos/synckairos/internal/slots"
 	"github.com/synckairos/synckairos/internal/testenv"
 )
 
@@ -241,5 +242,84 @@ func TestSubscriptionFollowsMovedSlot(t *testing.T) {
 	got = events.waitFor(t, 3)
 	if got[2].Kind != synckairos.EventUpdated || got[2].Version != 2 {
 		t.Fatalf("after the move: %+v, want the update", got[2])
+	}
+}
+
+// LayoutSpread on the cluster: the default 16 partitions, and so the
+// sessions, spread over the masters within ±15% of even on 3 masters (±1
+// partition on any number); two prefixes use different slots; and the
+// engine runs on it end to end: writes, sharded updates, the expirer.
+func TestSpreadLayoutOnTheCluster(t *testing.T) {
+	url := clusterURL(t)
+	ctx := context.Background()
+	client := newClientAt(t, url)
+	sp, err := slots.Get(ctx, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	masters := map[string]bool{}
+	for _, s := range sp {
+		masters[s.Node] = true
+	}
+	prefix := testPrefix(t)
+	layout := keys.NewSpread(prefix, synckairos.DefaultPartitions)
+	partitionsPer, sessionsPer := map[string]int{}, map[string]int{}
+	for p := range synckairos.DefaultPartitions {
+		partitionsPer[sp.Owner(layout.Slot(p))]++
+	}
+	const sessions = 3000
+	for i := range sessions {
+		sessionsPer[sp.Owner(layout.Slot(layout.Partition(fmt.Sprint("game-", i))))]++
+	}
+	t.Logf("on %d masters: partitions %v, sessions %v", len(masters), partitionsPer, sessionsPer)
+	even := float64(synckairos.DefaultPartitions) / float64(len(masters))
+	for m := range masters {
+		if d := float64(partitionsPer[m]) - even; d <= -1 || d >= 1 {
+			t.Errorf("master %s serves %d partitions, want %.2f ± 1", m, partitionsPer[m], even)
+		}
+		if len(masters) == 3 {
+			if r := float64(sessionsPer[m]) / (sessions / 3.0); r < 0.85 || r > 1.15 {
+				t.Errorf("master %s serves %d of %d sessions: %.0f%% of even, want within ±15%%", m, sessionsPer[m], sessions, 100*r)
+			}
+		}
+	}
+	other := keys.NewSpread(prefix+"other:", synckairos.DefaultPartitions)
+	for p := range synckairos.DefaultPartitions {
+		for q := range synckairos.DefaultPartitions {
+			if layout.Slot(p) == other.Slot(q) {
+				t.Errorf("two prefixes share slot %d", layout.Slot(p))
+			}
+		}
+	}
+
+	// The engine on the spread layout.
+	m, err := synckairos.New(newClientAt(t, url), &synckairos.Config{KeyPrefix: prefix, Layout: synckairos.LayoutSpread})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(); deletePrefix(t, client, prefix) })
+	events := newCollector[synckairos.SessionEvent]()
+	sub, err := m.SubscribeToUpdates(ctx, events.add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	runExpirer(t, m)
+	mustCreate(t, m, &synckairos.State{SessionID: "spread", Mode: synckairos.ModePerParticipant, Participants: players(300*time.Millisecond, "a", "b")})
+	if _, err := m.StartSession(ctx, "spread"); err != nil {
+		t.Fatal(err)
+	}
+	if n := client.Do(ctx, client.B().Exists().Key(layout.Session("spread")).Build()); n.Error() != nil {
+		t.Fatal(n.Error())
+	} else if v, _ := n.AsInt64(); v != 1 {
+		t.Fatalf("the session is not at %s", layout.Session("spread"))
+	}
+	s := waitVersion(t, m, "spread", 3) // the expirer flags a
+	if s.LastTransition.Type != synckairos.EventSessionExpired {
+		t.Fatalf("after the flag: %v", s.LastTransition)
+	}
+	got := events.waitFor(t, 3)
+	if got[2].Transition.Type != synckairos.EventSessionExpired {
+		t.Fatalf("events: %+v", got)
 	}
 }

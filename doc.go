@@ -236,9 +236,16 @@ or pass New a rueidis client created with their addresses (a client in
 rueidis.ClientModeCluster is what tells the Manager it is on a cluster).
 
 Choose Partitions several times the number of masters, so that partitions,
-and sessions with them, spread over every master: the default 16 puts 4 to
-7 on each of 3 masters. It is fixed at first deploy; a partition is one
-hash slot, so resharding moves whole partitions.
+and sessions with them, spread over every master, and choose
+Config.Layout LayoutSpread for a new deployment on a cluster: its partitions
+sit on evenly spaced slots, at an offset of the key prefix's own, so that
+masters serving equal ranges of slots serve equal numbers of partitions (5
+or 6 of the default 16 on 3 masters; sessions within ±15% of even), and two
+applications with different prefixes use different slots. The default
+layout, LayoutTags ("{pNN}" for every prefix), is that of existing
+deployments: it puts 7, 4 and 5 of 16 on 3 masters. Both are fixed at first
+deploy: changing either moves every session out of sight. A partition is
+one hash slot, so resharding moves whole partitions.
 
 Pub/sub on a cluster. Classic PUBLISH is broadcast to every node, so its
 cost grows with the cluster. There, every change is published on its

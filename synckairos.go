@@ -51,6 +51,29 @@ const clockRecalibration = time.Minute
 // ErrClosed is returned by a Manager's methods after Close.
 var ErrClosed = errors.New("synckairos: manager closed")
 
+// KeyLayout is how the keys of a Manager's partitions are named, and so on
+// which Redis Cluster slots its partitions sit.
+type KeyLayout int
+
+// The key layouts.
+const (
+	// LayoutDefault is, in this version, LayoutTags: the layout of every
+	// deployment made before layouts could be chosen. (A later version will
+	// choose by what the prefix holds, never moving stored sessions.)
+	LayoutDefault KeyLayout = iota
+	// LayoutTags tags partition NN's keys "{pNN}", for every prefix: the 16
+	// partitions of the default put 7, 4 and 5 on the masters of a 3-master
+	// cluster, and every prefix uses the same 16 slots.
+	LayoutTags
+	// LayoutSpread gives the partitions tags whose slots are evenly spaced
+	// over the slot space, at an offset of the prefix's own: with masters
+	// serving equal ranges of slots each serves an equal number of
+	// partitions (±1: 5 or 6 of 16 on 3 masters), and different prefixes
+	// use different slots. Choose it for a new deployment on Redis Cluster;
+	// switching an existing one to it moves its sessions out of sight.
+	LayoutSpread
+)
+
 // Config configures a Manager. The zero value, and a nil *Config, give the
 // defaults.
 type Config struct {
@@ -71,6 +94,11 @@ type Config struct {
 	// every session to another key. 1 to MaxPartitions. Defaults to
 	// DefaultPartitions.
 	Partitions int
+
+	// Layout chooses the hash tags of the partitions' keys, part of the
+	// stored layout like Partitions: choose it at first deploy and keep it.
+	// Defaults to LayoutDefault.
+	Layout KeyLayout
 
 	// MaxAttempts is how many compare-and-set attempts MutateSession makes
 	// before it returns the *ConflictError. Defaults to DefaultMaxAttempts.
@@ -157,6 +185,7 @@ func (c *Config) WithDefaults() *Config {
 		KeyPrefix:            cmp.Or(c.KeyPrefix, DefaultKeyPrefix),
 		SessionTTL:           cmp.Or(c.SessionTTL, DefaultSessionTTL),
 		Partitions:           cmp.Or(c.Partitions, DefaultPartitions),
+		Layout:               c.Layout,
 		MaxAttempts:          cmp.Or(c.MaxAttempts, DefaultMaxAttempts),
 		SubscriptionBuffer:   cmp.Or(c.SubscriptionBuffer, DefaultSubscriptionBuffer),
 		ExpirerInterval:      cmp.Or(c.ExpirerInterval, DefaultExpirerInterval),
@@ -176,6 +205,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("synckairos: Config.KeyPrefix %q contains '{' or '}', which would break the partition hash tags", c.KeyPrefix)
 	case c.SessionTTL < time.Second:
 		return fmt.Errorf("synckairos: Config.SessionTTL %v is below the minimum of 1s", c.SessionTTL)
+	case c.Layout < LayoutDefault || c.Layout > LayoutSpread:
+		return fmt.Errorf("synckairos: Config.Layout %d is not one of the layouts", c.Layout)
 	case c.Partitions < 1 || c.Partitions > MaxPartitions:
 		return fmt.Errorf("synckairos: Config.Partitions %d is outside 1 to %d", c.Partitions, MaxPartitions)
 	case c.MaxAttempts < 1:
@@ -226,7 +257,7 @@ func New(client rueidis.Client, cfg *Config) (*Manager, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	layout := keys.New(cfg.KeyPrefix, cfg.Partitions)
+	layout := cfg.keyLayout()
 	m := &Manager{
 		client: client,
 		cfg:    cfg,
@@ -298,6 +329,25 @@ func (m *Manager) Close() error {
 		m.client.Close()
 	}
 	return nil
+}
+
+// keyLayout returns the key layout c names.
+func (c *Config) keyLayout() keys.Layout {
+	if c.Layout == LayoutSpread {
+		return keys.NewSpread(c.KeyPrefix, c.Partitions)
+	}
+	return keys.New(c.KeyPrefix, c.Partitions)
+}
+
+// OutboxStreams returns the names of the partitions' audit outbox streams,
+// in partition order: for the relay of package audit, and for hosts that
+// watch the outboxes.
+func (m *Manager) OutboxStreams() []string {
+	s := make([]string, m.layout.Partitions())
+	for p := range s {
+		s[p] = m.layout.Outbox(p)
+	}
+	return s
 }
 
 // KeyPrefix returns the prefix of the Manager's keys and channels.

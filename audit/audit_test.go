@@ -665,3 +665,24 @@ func TestMigrateDetectsARevertedMigration(t *testing.T) {
 		t.Fatal("002 reverted by its down file was not applied again")
 	}
 }
+
+// The pipeline with the spread key layout: the relay reads the outboxes the
+// Manager's layout names.
+func TestEveryVersionBecomesOneRowWithTheSpreadLayout(t *testing.T) {
+	t.Parallel()
+	p := newPipeline(t, nil)
+	m, err := synckairos.New(p.redis, &synckairos.Config{KeyPrefix: p.prefix, Audit: true, Layout: synckairos.LayoutSpread})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	p.m = m
+	p.startRelay(t, p.pool, nil)
+	n := changes(t, p.m, 20, 2, "sp")
+	p.waitRows(t, n)
+	for k, rows := range p.versions(t) {
+		if rows != 1 {
+			t.Errorf("%s: %d rows", k, rows)
+		}
+	}
+}

@@ -20,7 +20,6 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/synckairos/synckairos"
-	"github.com/synckairos/synckairos/internal/keys"
 )
 
 // Group is the consumer group of the relays on every outbox stream.
@@ -92,12 +91,12 @@ type RelayTestConfig struct {
 // event relayed twice, which the Worker writes once: every committed version
 // becomes exactly one row.
 type Relay struct {
-	client rueidis.Client
-	layout keys.Layout
-	now    func(context.Context) (time.Time, error)
-	river  *river.Client[pgx.Tx]
-	pool   *pgxpool.Pool
-	cfg    RelayConfig
+	client   rueidis.Client
+	outboxes []string // by partition
+	now      func(context.Context) (time.Time, error)
+	river    *river.Client[pgx.Tx]
+	pool     *pgxpool.Pool
+	cfg      RelayConfig
 }
 
 // NewRelay returns a relay of m's outboxes that inserts jobs with
@@ -126,12 +125,12 @@ func NewRelay(m *synckairos.Manager, riverClient *river.Client[pgx.Tx], pool *pg
 		return nil, fmt.Errorf("audit: NewRelay: RelayConfig.BatchSize %d, PollInterval %v, ClaimAfter %v: want a positive batch and durations", c.BatchSize, c.PollInterval, c.ClaimAfter)
 	}
 	return &Relay{
-		client: m.Client(),
-		layout: keys.New(mc.KeyPrefix, mc.Partitions),
-		now:    m.Now,
-		river:  riverClient,
-		pool:   pool,
-		cfg:    c,
+		client:   m.Client(),
+		outboxes: m.OutboxStreams(),
+		now:      m.Now,
+		river:    riverClient,
+		pool:     pool,
+		cfg:      c,
 	}, nil
 }
 
@@ -223,13 +222,7 @@ type batch struct {
 	events []Event
 }
 
-func (r *Relay) streams() []string {
-	s := make([]string, r.layout.Partitions())
-	for p := range s {
-		s[p] = r.layout.Outbox(p)
-	}
-	return s
-}
+func (r *Relay) streams() []string { return r.outboxes }
 
 func (r *Relay) createGroups(ctx context.Context) error {
 	var cmds rueidis.Commands

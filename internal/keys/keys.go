@@ -9,6 +9,7 @@ package keys
 import (
 	"hash/fnv"
 	"strconv"
+	"sync"
 
 	"github.com/synckairos/synckairos/internal/slots"
 )
@@ -17,12 +18,44 @@ import (
 type Layout struct {
 	prefix     string
 	partitions int
+	tags       []string // the spread layout's hash tags; nil: "{pNN}"
 }
 
-// New returns the layout for prefix and partitions (at least 1).
+// New returns the layout for prefix and partitions (at least 1) whose hash
+// tags are "{p00}", "{p01}", …, the same for every prefix.
 func New(prefix string, partitions int) Layout {
 	return Layout{prefix: prefix, partitions: partitions}
 }
+
+// NewSpread returns the layout for prefix and partitions whose hash tags put
+// the partitions on slots spread evenly over the slot space, at an offset
+// of the prefix's own: a cluster whose masters serve equal ranges of slots
+// serves equal numbers of partitions on each (±1), and two prefixes share
+// no slot unless their offsets happen to coincide.
+func NewSpread(prefix string, partitions int) Layout {
+	l := Layout{prefix: prefix, partitions: partitions, tags: make([]string, partitions)}
+	base := slots.Of(prefix) // a prefix has no braces: the whole of it
+	table := slotTags()
+	for p := range l.tags {
+		slot := (base + (2*p+1)*16384/(2*partitions)) % 16384
+		l.tags[p] = "{" + table[slot] + "}"
+	}
+	return l
+}
+
+// slotTags returns, for every slot, a short string whose hash is that slot:
+// the first of "s0", "s1", … "sz", "s10", … to hash there.
+var slotTags = sync.OnceValue(func() *[16384]string {
+	var t [16384]string
+	for n, left := uint64(0), 16384; left > 0; n++ {
+		s := "s" + strconv.FormatUint(n, 36)
+		if slot := slots.Of(s); t[slot] == "" {
+			t[slot] = s
+			left--
+		}
+	}
+	return &t
+})
 
 // Partition returns the partition of a session: a stable hash of its ID.
 // It must never change for a deployed layout, or sessions would move.
@@ -35,6 +68,9 @@ func (l Layout) Partition(sessionID string) int {
 // Tag returns the hash tag of a partition, such as "{p07}": every key and
 // sharded channel of the partition carries it, so all are in one hash slot.
 func (l Layout) Tag(partition int) string {
+	if l.tags != nil {
+		return l.tags[partition]
+	}
 	n := strconv.Itoa(partition)
 	if len(n) < 2 {
 		n = "0" + n

@@ -57,3 +57,34 @@ func TestSlotIsTheTags(t *testing.T) {
 		t.Errorf("partition 7: slot %d, want %d", got, want)
 	}
 }
+
+// The spread layout's partitions sit on evenly spaced slots, distinct, at an
+// offset of the prefix's; its keys carry the partitions' tags.
+func TestSpreadLayout(t *testing.T) {
+	l := NewSpread("app:", 16)
+	seen := map[int]bool{}
+	for p := range 16 {
+		slot := l.Slot(p)
+		if seen[slot] {
+			t.Fatalf("partition %d shares slot %d", p, slot)
+		}
+		seen[slot] = true
+		if want := (slots.Of("app:") + (2*p+1)*16384/32) % 16384; slot != want {
+			t.Errorf("partition %d: slot %d, want %d", p, slot, want)
+		}
+		if got := slots.Of(l.Outbox(p)); got != slot {
+			t.Errorf("partition %d: outbox in slot %d, want %d", p, got, slot)
+		}
+	}
+	// Another prefix, other slots.
+	other := NewSpread("game:", 16)
+	for p := range 16 {
+		if seen[other.Slot(p)] {
+			t.Errorf("prefixes app: and game: share slot %d", other.Slot(p))
+		}
+	}
+	// Every partition count, up to every slot.
+	if all := NewSpread("x:", 16384); all.Slot(16383) == all.Slot(16382) {
+		t.Error("16384 partitions do not take 16384 slots")
+	}
+}
