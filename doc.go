@@ -74,10 +74,10 @@ every instance:
 	left := s.RemainingAt(now) // the running bank; ParticipantRemainingAt for any player
 
 Time is exact to the millisecond: a transition takes the time in whole
-milliseconds from the moment it is read, and never earlier than the start
-of the running cycle, so what the banks are charged over a whole session is
-exactly the session's running time by the server clock, on any number of
-instances. Transition.Used, Increment, Refund and Added keep the account.
+milliseconds from the moment it is read, and never earlier than the
+session's last transition, so what the banks are charged over a whole
+session is exactly the session's running time by the server clock, on any
+number of instances. Transition.Used, Increment, Refund and Added keep the account.
 
 ModePerParticipant runs the active player's bank, with a Fischer Increment
 after each completed turn and a Bronstein or simple Delay; ModePerCycle gives
@@ -85,8 +85,10 @@ each turn TimePerCycle; ModePerGroup shares one bank per Group; ModeGlobal
 runs one bank for the session; ModeCountUp is a stopwatch up to MaxTime.
 OnExpiry chooses what running out does. Paused time is never charged.
 
-A transition that comes after a deadline has passed first applies the
-expiry as of the deadline: a late switch never rescues a flagged player.
+A transition that comes after a deadline has passed first writes the
+expiry, as of the deadline and as a version of its own, as the expirer
+would: a late switch never rescues a flagged player (it is refused), and a
+pause or a resignation then applies to the state the expiry left.
 Every write of a running session records its next deadline in its
 partition's deadline index, and RunExpirer, which any number of instances
 may run, applies the expiries on time, each exactly once. A running
