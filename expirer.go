@@ -16,8 +16,12 @@ const (
 )
 
 // expirerRegroup is how often the expirer learns again which node serves
-// which partition, besides after any failed poll.
-const expirerRegroup = 5 * time.Second
+// which partition; after a failed poll, it does so sooner, but not more
+// often than expirerRegroupAfterFailure.
+const (
+	expirerRegroup             = 5 * time.Second
+	expirerRegroupAfterFailure = 100 * time.Millisecond
+)
 
 // RunExpirer applies the expiries of running sessions on time, until ctx is
 // done; it then returns ctx's error. Every write of a running session records
@@ -73,7 +77,8 @@ func (e *expirer) tick(ctx context.Context) {
 	if e.groups == nil {
 		e.groups = [][]int{allPartitions(m.layout.Partitions())}
 	}
-	if !e.regrouping && (e.stale || e.groupedAt.IsZero() || time.Since(e.groupedAt) >= expirerRegroup) {
+	since := time.Since(e.groupedAt)
+	if !e.regrouping && (e.groupedAt.IsZero() || since >= expirerRegroup || (e.stale && since >= expirerRegroupAfterFailure)) {
 		// Apart from the polls: the node asked may be the one that is down.
 		e.regrouping, e.stale = true, false
 		e.wg.Go(func() {
@@ -82,7 +87,7 @@ func (e *expirer) tick(ctx context.Context) {
 			defer e.mu.Unlock()
 			e.regrouping = false
 			if err != nil {
-				e.stale = true
+				e.stale, e.groupedAt = true, time.Now() // try again, not at once
 				return
 			}
 			e.groups, e.groupedAt = groups, time.Now()

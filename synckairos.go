@@ -152,6 +152,11 @@ type Config struct {
 	// caller's deadline. A write that fails so may have been committed: read
 	// the session before doing it again (a switch naming its Turn may simply
 	// be sent again). It must exceed WaitTimeout when WaitReplicas is set.
+	// It bounds the Manager's calls only as far as the client lets a
+	// context end them: rueidis waits for a connection it is dialling
+	// whatever the context says, so keep the client's Dialer.Timeout and
+	// ConnWriteTimeout at or below CallTimeout for the bound to hold while
+	// a node hangs.
 	// Defaults to DefaultCallTimeout, or WaitTimeout plus 500 ms if that is
 	// more.
 	CallTimeout time.Duration

@@ -105,6 +105,7 @@ type run struct {
 	unacked   map[topicKey]int // sunsubscribe notices received
 	ops       []op
 	reconnect bool // the server moved a slot away: replace the connection
+	held      bool // a connection was lost: subscribers wait for a resync
 	stopped   bool
 }
 
@@ -192,6 +193,7 @@ func (h *Hub) Remove(sub *Sub) {
 			ended = append(ended, r)
 		} else {
 			r.ops = append(r.ops, op{key: key})
+			r.releaseIfBack() // the topic a held run waited for may be this one
 		}
 		notify(r.wake)
 	}
@@ -579,36 +581,43 @@ func (r *run) onSubscription(gen uint64, s rueidis.PubSubSubscription) {
 	if t == nil || r.acked[key] < t.want || t.confirmed == gen {
 		return
 	}
-	if t.confirmed == 0 {
-		if t.err == nil {
-			close(t.ready)
-		}
-		t.confirmed = gen
-		return
+	if t.confirmed == 0 && t.err == nil {
+		close(t.ready)
 	}
-	// Subscribed again on a new connection: whatever was published in
-	// between is gone. The subscribers are told once every topic of the
-	// run is back, and once all their runs are (see Sub.holdResync).
 	t.confirmed = gen
-	for _, t := range r.topics {
-		if t.confirmed != gen {
-			return
-		}
-	}
+	r.releaseIfBack()
+}
+
+// holdResyncs tells the subscribers of the run's topics that its connection
+// is lost: what is published until it is back is gone. Each gets a resync
+// once the run, and every other run of theirs that is down, has subscribed
+// again. It holds hub.mu.
+func (r *run) holdResyncs() {
+	r.held = true
 	for _, t := range r.topics {
 		for sub := range t.subs {
-			sub.releaseResync(r)
+			sub.holdResync(r)
 		}
 	}
 }
 
-// holdResyncs tells the subscribers of the run's topics that its connection
-// is lost: each gets a resync once the run, and every other run of theirs
-// that is down, has subscribed again. It holds hub.mu.
-func (r *run) holdResyncs() {
+// releaseIfBack releases the subscribers held by a lost connection once
+// every topic of the run is confirmed on the current one: after each
+// confirmation, first ones included, and after a topic is removed. It holds
+// hub.mu.
+func (r *run) releaseIfBack() {
+	if !r.held {
+		return
+	}
+	for _, t := range r.topics {
+		if t.confirmed != r.gen {
+			return
+		}
+	}
+	r.held = false
 	for _, t := range r.topics {
 		for sub := range t.subs {
-			sub.holdResync(r)
+			sub.releaseResync(r)
 		}
 	}
 }

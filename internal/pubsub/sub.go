@@ -75,12 +75,7 @@ func (s *Sub) holdResync(r *run) {
 // hub.mu.
 func (s *Sub) releaseResync(r *run) {
 	if _, ok := s.down[r]; !ok {
-		// Subscribed again without a loss seen first (a move the server
-		// announced): what was published in between is gone all the same.
-		if len(s.down) == 0 {
-			s.markResync()
-		}
-		return
+		return // subscribed on it since the loss: nothing lost
 	}
 	delete(s.down, r)
 	if len(s.down) == 0 {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/rueidis"
 )
@@ -32,14 +33,21 @@ func (sp Spans) Owner(slot int) string {
 	return ""
 }
 
+// nodeTimeout bounds the answer of one node to Get: a node that hangs
+// leaves the time to the others.
+const nodeTimeout = 250 * time.Millisecond
+
 // Get asks the cluster which master serves which slots: CLUSTER SLOTS, of
 // the nodes the client knows, one after the other until one answers (a
-// node may be down).
+// node may be down, or hang: each has nodeTimeout).
 func Get(ctx context.Context, client rueidis.Client) (Spans, error) {
 	err := errors.New("CLUSTER SLOTS: no node known")
 	for _, node := range client.Nodes() {
 		var sp Spans
-		if sp, err = get(ctx, node); err == nil || ctx.Err() != nil {
+		nctx, cancel := context.WithTimeout(ctx, nodeTimeout)
+		sp, err = get(nctx, node)
+		cancel()
+		if err == nil || ctx.Err() != nil {
 			return sp, err
 		}
 	}

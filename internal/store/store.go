@@ -151,6 +151,9 @@ type Store struct {
 	// their writes wait briefly (WaitBrieflyWhenAlone).
 	briefWhenAlone bool
 	alone          map[string]time.Time
+	// loaded holds the nodes known to hold the write script, for writes
+	// that wait for replicas ("": the single server).
+	loaded map[string]struct{}
 }
 
 // WaitForReplicas makes every later write wait until n replicas have
@@ -354,7 +357,7 @@ func (s *Store) writeAndWait(ctx context.Context, partition int, keys, args []st
 		// One node: rueidis sends a pipeline holding a blocking command on a
 		// pooled connection of its own, so the WAIT blocks no other caller.
 		timeout := s.waitFor("")
-		vals, replicas, err := s.scriptAndWait(ctx, s.client, keys, args, false, timeout)
+		vals, replicas, err := s.scriptAndWait(ctx, s.client, "", keys, args, false, timeout)
 		if err == nil {
 			s.waited("", timeout, replicas)
 		}
@@ -381,14 +384,14 @@ func (s *Store) writeAndWait(ctx context.Context, partition int, keys, args []st
 			continue
 		}
 		timeout := s.waitFor(addr)
-		vals, replicas, err := s.scriptAndWait(ctx, node, keys, args, asking, timeout)
+		vals, replicas, err := s.scriptAndWait(ctx, node, addr, keys, args, asking, timeout)
 		if err == nil {
 			s.waited(addr, timeout, replicas)
 		}
 		re, ok := rueidis.IsRedisErr(err)
 		if !ok {
-			if unreachable(err) {
-				s.forgetOwners() // the node is gone: ask the cluster next time
+			if unreachable(err) && !errors.Is(err, context.DeadlineExceeded) {
+				s.forgetOwners() // the node refused or dropped us: ask the cluster next time
 			}
 			return vals, replicas, err
 		}
@@ -424,12 +427,20 @@ func (s *Store) writeAndWait(ctx context.Context, partition int, keys, args []st
 
 // scriptAndWait sends the write script and WAIT through c in one pipeline,
 // after ASKING if asking, and loads the script where it is missing.
-func (s *Store) scriptAndWait(ctx context.Context, c rueidis.Client, keys, args []string, asking bool, timeout time.Duration) ([]rueidis.RedisMessage, int64, error) {
+//
+// The script goes whole (EVAL) to a node not yet known to hold it, since a
+// NOSCRIPT would come back only after the pipeline's WAIT had waited for
+// nothing; and a WAIT never waits past what is left of ctx.
+func (s *Store) scriptAndWait(ctx context.Context, c rueidis.Client, node string, keys, args []string, asking bool, timeout time.Duration) ([]rueidis.RedisMessage, int64, error) {
 	n := int64(len(keys))
 	// A command is consumed by the call that sends it: build them per call.
 	pipeline := func(script rueidis.Completed) rueidis.Commands {
+		wait := timeout
+		if d, ok := ctx.Deadline(); ok {
+			wait = min(wait, time.Until(d)-50*time.Millisecond)
+		}
 		cmds := rueidis.Commands{script,
-			s.client.B().Wait().Numreplicas(s.waitReplicas).Timeout(max(timeout.Milliseconds(), 1)).Build().SetSlot(keys[0])}
+			s.client.B().Wait().Numreplicas(s.waitReplicas).Timeout(max(wait.Milliseconds(), 1)).Build().SetSlot(keys[0])}
 		if asking {
 			cmds = append(rueidis.Commands{s.client.B().Asking().Build().SetSlot(keys[0])}, cmds...)
 		}
@@ -439,15 +450,32 @@ func (s *Store) scriptAndWait(ctx context.Context, c rueidis.Client, keys, args 
 	if asking {
 		at = 1
 	}
-	res := c.DoMulti(ctx, pipeline(s.client.B().Evalsha().Sha1(writeSHA).Numkeys(n).Key(keys...).Arg(args...).Build())...)
-	if re, ok := rueidis.IsRedisErr(res[at].Error()); ok && re.IsNoScript() {
-		// Not loaded on this node yet: the script did not run.
-		res = c.DoMulti(ctx, pipeline(s.client.B().Eval().Script(writeSource).Numkeys(n).Key(keys...).Arg(args...).Build())...)
+	eval := func() []rueidis.RedisResult {
+		return c.DoMulti(ctx, pipeline(s.client.B().Eval().Script(writeSource).Numkeys(n).Key(keys...).Arg(args...).Build())...)
+	}
+	s.mu.Lock()
+	_, loaded := s.loaded[node]
+	s.mu.Unlock()
+	var res []rueidis.RedisResult
+	if loaded {
+		res = c.DoMulti(ctx, pipeline(s.client.B().Evalsha().Sha1(writeSHA).Numkeys(n).Key(keys...).Arg(args...).Build())...)
+		if re, ok := rueidis.IsRedisErr(res[at].Error()); ok && re.IsNoScript() {
+			// The node lost its scripts (a restart): the script did not run.
+			res = eval()
+		}
+	} else {
+		res = eval()
 	}
 	vals, err := res[at].ToArray()
 	if err != nil {
 		return nil, 0, err
 	}
+	s.mu.Lock()
+	if s.loaded == nil {
+		s.loaded = make(map[string]struct{})
+	}
+	s.loaded[node] = struct{}{}
+	s.mu.Unlock()
 	replicas, err := res[at+1].AsInt64()
 	if err != nil {
 		// The write is committed; only its replication is unknown.
