@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/synckairos/synckairos/internal/slots"
 )
 
 // ErrNoBinaries reports that redis-server or redis-cli is not on the PATH.
@@ -93,28 +95,12 @@ func (c *Cluster) keyOn(ctx context.Context, addr string) (string, error) {
 			break
 		}
 		for i := 0; ; i++ {
-			if key := "rediscluster-probe-" + strconv.Itoa(i); int(crc16([]byte(key))%16384) == slot {
+			if key := "rediscluster-probe-" + strconv.Itoa(i); slots.Of(key) == slot {
 				return key, nil
 			}
 		}
 	}
 	return "", fmt.Errorf("rediscluster: %s serves no slot", addr)
-}
-
-// crc16 is the CRC16-CCITT (XModem) by which Redis Cluster hashes keys.
-func crc16(b []byte) uint16 {
-	var crc uint16
-	for _, c := range b {
-		crc ^= uint16(c) << 8
-		for range 8 {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return crc
 }
 
 // WaitHealthy waits until every live node reports the cluster state ok,

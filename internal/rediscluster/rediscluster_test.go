@@ -38,10 +38,3 @@ func TestStart(t *testing.T) {
 		}
 	}
 }
-
-// The hash of Redis Cluster's specification: CRC16("123456789") = 0x31C3.
-func TestCRC16(t *testing.T) {
-	if got := crc16([]byte("123456789")); got != 0x31C3 {
-		t.Fatalf("crc16 = %#x, want 0x31c3", got)
-	}
-}

@@ -93,11 +93,16 @@ func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc)
 // the call timeout, not the caller's context, ended it, or when no node
 // answered at all (a connection refused or lost: not a Redis reply).
 func (s *Store) timedOut(ctx, bounded context.Context, err error) error {
+	return timedOut(ctx, bounded, s.callTimeout, err)
+}
+
+// timedOut is Store.timedOut for a call bounded by timeout.
+func timedOut(ctx, bounded context.Context, timeout time.Duration, err error) error {
 	if err == nil || ctx.Err() != nil {
 		return err
 	}
 	if errors.Is(bounded.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("%w (%v): %v", ErrTimeout, s.callTimeout, err)
+		return fmt.Errorf("%w (%v): %v", ErrTimeout, timeout, err)
 	}
 	if unreachable(err) {
 		return fmt.Errorf("%w: %v", ErrTimeout, err)
@@ -600,10 +605,8 @@ func (s *Store) DueIn(ctx context.Context, partitions []int, now time.Time, limi
 	out := make([]Due, len(partitions))
 	for i, r := range s.client.DoMulti(bounded, cmds...) {
 		out[i].Partition = partitions[i]
-		out[i].IDs, out[i].Err = r.AsStrSlice()
-		if out[i].Err != nil && ctx.Err() == nil && errors.Is(bounded.Err(), context.DeadlineExceeded) {
-			out[i].Err = fmt.Errorf("%w (%v): %v", ErrTimeout, timeout, out[i].Err)
-		}
+		ids, err := r.AsStrSlice()
+		out[i].IDs, out[i].Err = ids, timedOut(ctx, bounded, timeout, err)
 	}
 	return out
 }
