@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,18 +34,35 @@ type backend struct {
 	// RESP2 (the fake).
 	url   string
 	resp2 bool
+
+	layoutOnce sync.Once
+	layout     keys.Layout
+	layoutErr  error
 }
 
-// sessionKey returns the Redis key of a session with the default partitions.
-func (b *backend) sessionKey(id string) string {
-	return keys.New(b.prefix, synckairos.DefaultPartitions).Session(id)
+// keys returns the key layout of the backend's prefix, as its Managers
+// resolve it.
+func (b *backend) keys(t testing.TB) keys.Layout {
+	t.Helper()
+	b.layoutOnce.Do(func() {
+		b.layout, b.layoutErr = synckairos.ResolveKeys(context.Background(), b.raw, b.prefix)
+	})
+	if b.layoutErr != nil {
+		t.Fatal(b.layoutErr)
+	}
+	return b.layout
+}
+
+// sessionKey returns the Redis key of a session.
+func (b *backend) sessionKey(t testing.TB, id string) string {
+	return b.keys(t).Session(id)
 }
 
 // updatesChannel returns the channel on which the changes of a session are
 // published: one for all, or on a cluster the sharded channel of its
 // partition.
-func (b *backend) updatesChannel(id string) string {
-	layout := keys.New(b.prefix, synckairos.DefaultPartitions)
+func (b *backend) updatesChannel(t testing.TB, id string) string {
+	layout := b.keys(t)
 	if b.name == "cluster" {
 		return layout.PartitionUpdates(layout.Partition(id))
 	}

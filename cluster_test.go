@@ -13,9 +13,8 @@ import (
 	"github.com/synckairos/synckairos/internal/testenv"
 )
 
-// The partitions land on every master of a 3-master cluster, so sessions
-// spread over all of them: choose Partitions several times the number of
-// masters.
+// The partitions of the tags layout land on every master of the cluster,
+// so sessions spread over all of them (unevenly: 7, 4 and 5 of 16 on 3).
 func TestPartitionsSpreadOverMasters(t *testing.T) {
 	client := newClientAt(t, clusterURL(t))
 	ctx := context.Background()
@@ -157,7 +156,7 @@ func TestClusterSubscriptionsAreSharded(t *testing.T) {
 		}
 		defer sub.Close()
 	}
-	layout := keys.New(prefix, synckairos.DefaultPartitions)
+	layout := synckairos.KeysOf(m)
 	want := map[string]bool{layout.SessionBroadcast("s1"): true}
 	for p := range synckairos.DefaultPartitions {
 		want[layout.PartitionUpdates(p)] = true
@@ -217,13 +216,14 @@ func TestSubscriptionFollowsMovedSlot(t *testing.T) {
 	events.waitFor(t, 1)
 
 	raw := newClientAt(t, c.URL())
-	slot, err := raw.Do(ctx, raw.B().ClusterKeyslot().Key(keys.New(prefix, synckairos.DefaultPartitions).Session("mv")).Build()).AsInt64()
+	key := synckairos.KeysOf(writer).Session("mv")
+	slot, err := raw.Do(ctx, raw.B().ClusterKeyslot().Key(key).Build()).AsInt64()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var to string
 	for _, m := range c.Masters(ctx) {
-		if err := raw.Nodes()[m].Do(ctx, raw.B().Exists().Key(keys.New(prefix, synckairos.DefaultPartitions).Session("mv")).Build()).Error(); err != nil {
+		if err := raw.Nodes()[m].Do(ctx, raw.B().Exists().Key(key).Build()).Error(); err != nil {
 			to = m // not the owner: it answers MOVED
 		}
 	}
@@ -245,8 +245,8 @@ func TestSubscriptionFollowsMovedSlot(t *testing.T) {
 	}
 }
 
-// LayoutSpread on the cluster: the default 16 partitions, and so the
-// sessions, spread over the masters within ±15% of even on 3 masters (±1
+// The default layout of a new prefix on the cluster: the default 16
+// partitions, and so the sessions, spread over the masters within ±15% of even on 3 masters (±1
 // partition on any number); two prefixes use different slots; and the
 // engine runs on it end to end: writes, sharded updates, the expirer.
 func TestSpreadLayoutOnTheCluster(t *testing.T) {
@@ -262,7 +262,16 @@ func TestSpreadLayoutOnTheCluster(t *testing.T) {
 		masters[s.Node] = true
 	}
 	prefix := testPrefix(t)
-	layout := keys.NewSpread(prefix, synckairos.DefaultPartitions)
+	// The default settings, on a new prefix.
+	m, err := synckairos.New(newClientAt(t, url), &synckairos.Config{KeyPrefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(); deletePrefix(t, client, prefix) })
+	layout := synckairos.KeysOf(m)
+	if layout.Session("x") != keys.NewSpread(prefix, synckairos.DefaultPartitions).Session("x") {
+		t.Fatalf("the default layout of a new prefix: %s", layout.Session("x"))
+	}
 	partitionsPer, sessionsPer := map[string]int{}, map[string]int{}
 	for p := range synckairos.DefaultPartitions {
 		partitionsPer[sp.Owner(layout.Slot(p))]++
@@ -293,11 +302,6 @@ func TestSpreadLayoutOnTheCluster(t *testing.T) {
 	}
 
 	// The engine on the spread layout.
-	m, err := synckairos.New(newClientAt(t, url), &synckairos.Config{KeyPrefix: prefix, Layout: synckairos.LayoutSpread})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close(); deletePrefix(t, client, prefix) })
 	events := newCollector[synckairos.SessionEvent]()
 	sub, err := m.SubscribeToUpdates(ctx, events.add)
 	if err != nil {

@@ -234,7 +234,7 @@ func TestTTLSetAndRefreshed(t *testing.T) {
 		m := b.newManager(&synckairos.Config{SessionTTL: ttl})
 		ctx := context.Background()
 		s := mustCreate(t, m, newState("ttl", 2))
-		key := b.sessionKey("ttl")
+		key := b.sessionKey(t, "ttl")
 		assertTTL(t, b, key, ttl)
 
 		// Shorten the TTL by hand; the next write sets it back.
@@ -277,7 +277,7 @@ func TestCorruptState(t *testing.T) {
 		ctx := context.Background()
 		r := b.raw
 		good := mustCreate(t, m, newState("junk", 2))
-		key := b.sessionKey("junk")
+		key := b.sessionKey(t, "junk")
 
 		// Bytes that do not decode.
 		if err := r.Do(ctx, r.B().Hset().Key(key).FieldValue().FieldValue("s", "{not json").Build()).Error(); err != nil {
@@ -556,14 +556,13 @@ func TestClosedManager(t *testing.T) {
 	})
 }
 
-// keyCount returns the number of keys under the test's prefix.
 // keyCount counts the test's keys but the partitions' life counters, which
-// a create leaves behind on purpose.
+// a create leaves behind on purpose, and the prefix's layout record.
 func keyCount(t *testing.T, b *backend) int {
 	t.Helper()
 	n := 0
 	for _, k := range scanPrefix(t, b.raw, b.prefix) {
-		if !strings.HasSuffix(k, ":lives") {
+		if !strings.HasSuffix(k, ":lives") && k != b.prefix+"layout" {
 			n++
 		}
 	}

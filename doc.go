@@ -226,8 +226,13 @@ of sync_events. See package audit.
 Sessions are spread over Config.Partitions partitions by a stable hash of
 their ID, and the keys of one partition share a hash tag, so that the library
 runs unchanged on Redis Cluster: a session is stored at
-<prefix>{pNN}:s:<sessionID> as a hash of its version ("v") and its JSON state
-("s"), and expires Config.SessionTTL after its last write.
+<prefix><tag>:s:<sessionID> as a hash of its version ("v") and its JSON
+state ("s"), and expires Config.SessionTTL after its last write
+(Manager.SessionKey names it). The tags are those of the prefix's layout,
+recorded in <prefix>layout by its first Manager: "{pNN}" for partition NN
+in the LayoutTags of deployments made before layouts could be chosen;
+short tags on evenly spaced slots in the LayoutSpread every new prefix
+gets. See Config.Layout.
 
 # Redis Cluster
 
@@ -238,26 +243,28 @@ or pass New a rueidis client created with their addresses (a client in
 rueidis.ClientModeCluster is what tells the Manager it is on a cluster).
 
 Choose Partitions several times the number of masters, so that partitions,
-and sessions with them, spread over every master, and choose
-Config.Layout LayoutSpread for a new deployment on a cluster: its partitions
-sit on evenly spaced slots, at an offset of the key prefix's own, so that
-masters serving equal ranges of slots serve equal numbers of partitions (5
-or 6 of the default 16 on 3 masters; sessions within ±15% of even), and two
-applications with different prefixes use different slots. The default
-layout, LayoutTags ("{pNN}" for every prefix), is that of existing
-deployments: it puts 7, 4 and 5 of 16 on 3 masters. Both are fixed at first
-deploy: changing either moves every session out of sight. A partition is
-one hash slot, so resharding moves whole partitions.
+and sessions with them, spread over every master. A new prefix gets the
+spread layout (LayoutSpread): its partitions sit on evenly spaced slots, at
+an offset of the key prefix's own, so that masters serving equal ranges of
+slots serve equal numbers of partitions (5 or 6 of the default 16 on 3
+masters; sessions within ±15% of even), and two applications with
+different prefixes use different slots. A prefix that holds sessions of
+the layout of earlier versions, LayoutTags ("{pNN}" for every prefix,
+which puts 7, 4 and 5 of 16 on 3 masters), keeps it: New finds them once
+and records the choice, and stored sessions never move. Layout and
+Partitions are fixed at first deploy; New refuses a Manager contradicting
+the record. A partition is one hash slot, so resharding moves whole
+partitions.
 
 Pub/sub on a cluster. Classic PUBLISH is broadcast to every node, so its
 cost grows with the cluster. There, every change is published on its
-partition's sharded channel, <prefix>{pNN}:updates, by SPUBLISH from the
+partition's sharded channel, <prefix><tag>:updates, by SPUBLISH from the
 write script (the channel shares the partition's hash slot), and
 SubscribeToUpdates listens on every partition's channel, each on a
 connection to the node that owns it: one connection per partition and
 Manager while it subscribes, which is one more reason to keep Partitions in
 the tens, not the thousands. SubscribeToSession listens on the session's
-sharded channel <prefix>{pNN}:ws:<id>. SubscribeToBroadcasts is a pattern
+sharded channel <prefix><tag>:ws:<id>. SubscribeToBroadcasts is a pattern
 subscription, which sharded pub/sub has not: it stays classic, so
 BroadcastToSession publishes each broadcast twice on a cluster, classically
 on <prefix>ws:<id> and on the sharded channel. A single server and the fake

@@ -423,8 +423,8 @@ func TestRunningSessionTTLAndDeadlineIndex(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		assertTTL(t, b, b.sessionKey("long"), 3*time.Hour)
-		deadlines := b.prefix + "{p" + fmt.Sprintf("%02d", partitionOf("long")) + "}:deadlines"
+		assertTTL(t, b, b.sessionKey(t, "long"), 3*time.Hour)
+		deadlines := b.keys(t).Deadlines(partitionOf("long"))
 		score, err := b.raw.Do(ctx, b.raw.B().Zscore().Key(deadlines).Member("long").Build()).AsInt64()
 		if err != nil {
 			t.Fatal(err)
@@ -435,7 +435,7 @@ func TestRunningSessionTTLAndDeadlineIndex(t *testing.T) {
 		if _, err := m.PauseSession(ctx, "long"); err != nil {
 			t.Fatal(err)
 		}
-		assertTTL(t, b, b.sessionKey("long"), ttl)
+		assertTTL(t, b, b.sessionKey(t, "long"), ttl)
 		if n, _ := b.raw.Do(ctx, b.raw.B().Zcard().Key(deadlines).Build()).AsInt64(); n != 0 {
 			t.Fatalf("a paused session stays in the deadline index")
 		}

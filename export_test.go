@@ -1,5 +1,23 @@
 package synckairos
 
+import (
+	"context"
+
+	"github.com/redis/rueidis"
+
+	"github.com/synckairos/synckairos/internal/keys"
+)
+
 // SubscriberConnID returns the Redis client ID of the Manager's subscriber
 // connection, for fault tests that kill it.
 func SubscriberConnID(m *Manager) int64 { return m.hub.ConnID() }
+
+// KeysOf returns the key layout a Manager resolved.
+func KeysOf(m *Manager) keys.Layout { return m.layout }
+
+// ResolveKeys resolves the key layout of prefix with the default
+// configuration, as New would: for tests that look at keys before or
+// without a Manager.
+func ResolveKeys(ctx context.Context, client rueidis.Client, prefix string) (keys.Layout, error) {
+	return resolveLayout(ctx, client, (&Config{KeyPrefix: prefix}).WithDefaults())
+}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/synckairos/synckairos"
-	"github.com/synckairos/synckairos/internal/keys"
 )
 
 // A replica cut off 200 ms before its master dies is promoted without the
@@ -22,7 +21,7 @@ func TestAcknowledgedWritesAcrossAFailover(t *testing.T) {
 	prefix := testPrefix(t)
 	plain := managerOn(t, c.URL(), &synckairos.Config{KeyPrefix: prefix})
 	waiting := managerOn(t, c.URL(), &synckairos.Config{KeyPrefix: prefix, WaitReplicas: 1, WaitTimeout: 100 * time.Millisecond})
-	layout := keys.New(prefix, synckairos.DefaultPartitions)
+	layout := synckairos.KeysOf(plain)
 	var ids []string // in partition 0
 	for i := 0; len(ids) < 8; i++ {
 		if id := fmt.Sprint("w-", i); layout.Partition(id) == 0 {

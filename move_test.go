@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/synckairos/synckairos"
-	"github.com/synckairos/synckairos/internal/keys"
 )
 
 // A move and its clock are one write: one version, one event and one
@@ -89,7 +88,7 @@ func TestMoveCommittedWithItsClock(t *testing.T) {
 		}
 
 		// The outbox has one entry per version, typed as its transition.
-		layout := keys.New(b.prefix, synckairos.DefaultPartitions)
+		layout := b.keys(t)
 		entries, err := b.raw.Do(ctx, b.raw.B().Xrange().Key(layout.Outbox(layout.Partition("move"))).Start("-").End("+").Build()).AsXRange()
 		if err != nil {
 			t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/synckairos/synckairos"
-	"github.com/synckairos/synckairos/internal/keys"
 )
 
 // With Config.Audit, every committed write appends one outbox entry to its
@@ -33,7 +32,7 @@ func TestOutboxEntries(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		layout := keys.New(b.prefix, synckairos.DefaultPartitions)
+		layout := b.keys(t)
 		stream := layout.Outbox(layout.Partition("out"))
 		entries, err := b.raw.Do(ctx, b.raw.B().Xrange().Key(stream).Start("-").End("+").Build()).AsXRange()
 		if err != nil {
@@ -91,7 +90,7 @@ func TestRestoreSession(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer sub.Close()
-		b.raw.Do(ctx, b.raw.B().Del().Key(b.sessionKey("rest")).Build()) // the key is lost
+		b.raw.Do(ctx, b.raw.B().Del().Key(b.sessionKey(t, "rest")).Build()) // the key is lost
 		restored, err := m.RestoreSession(ctx, s)
 		if err != nil {
 			t.Fatal(err)

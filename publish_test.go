@@ -27,7 +27,7 @@ func TestWritesArePublished(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m := b.newManager(nil)
 		ctx := context.Background()
-		messages := subscribe(t, b, b.updatesChannel("pub"))
+		messages := subscribe(t, b, b.updatesChannel(t, "pub"))
 
 		created := mustCreate(t, m, newState("pub", 2))
 		if _, err := m.CreateSession(ctx, newState("pub", 2)); err == nil {

@@ -189,7 +189,8 @@ func (m *Manager) subscribe(ctx context.Context, deliver func(rueidis.PubSubMess
 	return &Subscription{sub: sub}, nil
 }
 
-// globEscape escapes the glob characters of s for a PSUBSCRIBE pattern, so
+// globEscape escapes the glob characters of s for a pattern (PSUBSCRIBE,
+// SCAN MATCH), so
 // that a key prefix is matched literally.
 func globEscape(s string) string {
 	if !strings.ContainsAny(s, `*?[]\`) {

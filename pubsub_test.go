@@ -360,9 +360,9 @@ func TestMalformedMessagesAreSkipped(t *testing.T) {
 		defer sub.Close()
 		for _, junk := range []string{"junk", `{"kind":"updated"}`, `{"kind":"exploded","session_id":"x","version":1}`,
 			`{"kind":"updated","session_id":"x","version":2,"state":{"session_id":"y"}}`} {
-			publish := b.raw.B().Publish().Channel(b.updatesChannel("x")).Message(junk).Build()
+			publish := b.raw.B().Publish().Channel(b.updatesChannel(t, "x")).Message(junk).Build()
 			if b.name == "cluster" {
-				publish = b.raw.B().Spublish().Channel(b.updatesChannel("x")).Message(junk).Build()
+				publish = b.raw.B().Spublish().Channel(b.updatesChannel(t, "x")).Message(junk).Build()
 			}
 			if err := b.raw.Do(ctx, publish).Error(); err != nil {
 				t.Fatal(err)

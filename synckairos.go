@@ -57,20 +57,24 @@ type KeyLayout int
 
 // The key layouts.
 const (
-	// LayoutDefault is, in this version, LayoutTags: the layout of every
-	// deployment made before layouts could be chosen. (A later version will
-	// choose by what the prefix holds, never moving stored sessions.)
+	// LayoutDefault follows the layout the prefix's sessions are stored in,
+	// as its layout record <prefix>layout says; for a prefix without one,
+	// LayoutTags if it holds keys of that layout (a deployment made before
+	// layouts could be chosen: New finds them with EXISTS on each
+	// partition's index keys and SCAN of every master, once per prefix), and
+	// LayoutSpread otherwise. The choice is written to the record, which
+	// every later Manager of the prefix follows: stored sessions never move.
 	LayoutDefault KeyLayout = iota
 	// LayoutTags tags partition NN's keys "{pNN}", for every prefix: the 16
 	// partitions of the default put 7, 4 and 5 on the masters of a 3-master
-	// cluster, and every prefix uses the same 16 slots.
+	// cluster, and every prefix uses the same 16 slots. It is the layout of
+	// every deployment made before layouts could be chosen.
 	LayoutTags
 	// LayoutSpread gives the partitions tags whose slots are evenly spaced
 	// over the slot space, at an offset of the prefix's own: with masters
 	// serving equal ranges of slots each serves an equal number of
 	// partitions (±1: 5 or 6 of 16 on 3 masters), and different prefixes
-	// use different slots. Choose it for a new deployment on Redis Cluster;
-	// switching an existing one to it moves its sessions out of sight.
+	// use different slots. It is what LayoutDefault gives a new prefix.
 	LayoutSpread
 )
 
@@ -90,14 +94,18 @@ type Config struct {
 
 	// Partitions is the number of partitions sessions are spread over; on
 	// Redis Cluster each partition is one hash slot. It is part of the stored
-	// layout: choose it at first deploy and keep it, as changing it moves
-	// every session to another key. 1 to MaxPartitions. Defaults to
-	// DefaultPartitions.
+	// layout, recorded with Layout: changing it would move every session to
+	// another key, so New refuses a Partitions other than the recorded one
+	// (delete <prefix>layout only for a prefix that holds nothing). 1 to
+	// MaxPartitions. Defaults to DefaultPartitions.
 	Partitions int
 
 	// Layout chooses the hash tags of the partitions' keys, part of the
-	// stored layout like Partitions: choose it at first deploy and keep it.
-	// Defaults to LayoutDefault.
+	// stored layout like Partitions. The first Manager of a prefix records
+	// the layout and Partitions in the key <prefix>layout; a Manager whose
+	// Layout or Partitions contradicts the record is refused by New, as it
+	// would not see the stored sessions. Setting Layout skips the search
+	// LayoutDefault makes for a new prefix. Defaults to LayoutDefault.
 	Layout KeyLayout
 
 	// MaxAttempts is how many compare-and-set attempts MutateSession makes
@@ -254,15 +262,32 @@ type Manager struct {
 // does not. Create it with client-side caching disabled
 // (rueidis.ClientOption.DisableCache): the Manager caches nothing, and
 // session state must be read from Redis every time.
+//
+// New reads the key layout of the prefix from Redis (a GET of
+// <prefix>layout) and, the first time a prefix is used with LayoutDefault,
+// looks for sessions stored before layouts could be chosen (see
+// Config.Layout): it fails if Redis does not answer, within 30 seconds in
+// all. Dial does the same within its context.
 func New(client rueidis.Client, cfg *Config) (*Manager, error) {
 	if client == nil {
 		return nil, errors.New("synckairos: New: nil rueidis client")
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), layoutResolveTimeout)
+	defer cancel()
+	return newManager(ctx, client, cfg)
+}
+
+func newManager(ctx context.Context, client rueidis.Client, cfg *Config) (*Manager, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	layout := cfg.keyLayout()
+	ctx, cancel := context.WithTimeout(ctx, layoutResolveTimeout)
+	defer cancel()
+	layout, err := resolveLayout(ctx, client, cfg)
+	if err != nil {
+		return nil, err
+	}
 	m := &Manager{
 		client: client,
 		cfg:    cfg,
@@ -313,7 +338,7 @@ func Dial(ctx context.Context, redisURL string, cfg *Config) (*Manager, error) {
 			}
 		}
 	}
-	m, err := New(client, cfg)
+	m, err := newManager(ctx, client, cfg)
 	if err != nil {
 		client.Close()
 		return nil, err
@@ -336,14 +361,6 @@ func (m *Manager) Close() error {
 	return nil
 }
 
-// keyLayout returns the key layout c names.
-func (c *Config) keyLayout() keys.Layout {
-	if c.Layout == LayoutSpread {
-		return keys.NewSpread(c.KeyPrefix, c.Partitions)
-	}
-	return keys.New(c.KeyPrefix, c.Partitions)
-}
-
 // OutboxStreams returns the names of the partitions' audit outbox streams,
 // in partition order: for the relay of package audit, and for hosts that
 // watch the outboxes.
@@ -354,6 +371,16 @@ func (m *Manager) OutboxStreams() []string {
 	}
 	return s
 }
+
+// SessionKey returns the Redis key that holds a session, under the key
+// layout the Manager follows: for operators and tests that look at Redis.
+// Read it, never write it: the Manager's writes keep the session's indexes,
+// outbox and announcements in step with it.
+func (m *Manager) SessionKey(sessionID string) string { return m.layout.Session(sessionID) }
+
+// Partition returns the partition of a session (as in
+// UnavailableError.Partition): its audit outbox is OutboxStreams()[Partition].
+func (m *Manager) Partition(sessionID string) int { return m.layout.Partition(sessionID) }
 
 // KeyPrefix returns the prefix of the Manager's keys and channels.
 func (m *Manager) KeyPrefix() string { return m.cfg.KeyPrefix }

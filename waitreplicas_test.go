@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/synckairos/synckairos"
-	"github.com/synckairos/synckairos/internal/keys"
 )
 
 // With WaitReplicas, a write is acknowledged only by a WAIT on the node that
@@ -28,7 +27,7 @@ func TestWaitReplicasCountsWhereTheScriptRan(t *testing.T) {
 	// dead node's address can fail to start.
 	brief := managerOn(t, c.URL(), &synckairos.Config{KeyPrefix: prefix, WaitReplicas: 1, WaitTimeout: time.Second,
 		WaitBrieflyWhenAlone: true, Audit: true})
-	layout := keys.New(prefix, synckairos.DefaultPartitions)
+	layout := synckairos.KeysOf(m)
 	raw := newClientAt(t, c.URL())
 	owner := func(p int) string {
 		for addr, node := range raw.Nodes() {

@@ -18,7 +18,6 @@ import (
 
 	"github.com/synckairos/synckairos"
 	"github.com/synckairos/synckairos/audit"
-	"github.com/synckairos/synckairos/internal/keys"
 	"github.com/synckairos/synckairos/internal/rediscluster"
 	"github.com/synckairos/synckairos/internal/testenv"
 	"github.com/synckairos/synckairos/migrations"
@@ -194,12 +193,11 @@ func TestRelayCrashAndTakeover(t *testing.T) {
 
 func waitOutboxEmpty(t *testing.T, p *pipeline) {
 	t.Helper()
-	layout := keys.New(p.prefix, synckairos.DefaultPartitions)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		total := int64(0)
-		for part := range synckairos.DefaultPartitions {
-			n, err := p.redis.Do(context.Background(), p.redis.B().Xlen().Key(layout.Outbox(part)).Build()).AsInt64()
+		for _, stream := range p.m.OutboxStreams() {
+			n, err := p.redis.Do(context.Background(), p.redis.B().Xlen().Key(stream).Build()).AsInt64()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -320,10 +318,8 @@ func TestWorkerRetries(t *testing.T) {
 func TestBadSnapshotGoesToHook(t *testing.T) {
 	p := newPipeline(t, nil)
 	ctx := context.Background()
-	layout := keys.New(p.prefix, synckairos.DefaultPartitions)
 	// An entry no synckairos write would make: valid JSON, not a state.
-	part := layout.Partition("good")
-	if err := p.redis.Do(ctx, p.redis.B().Xadd().Key(layout.Outbox(part)).Id("*").FieldValue().
+	if err := p.redis.Do(ctx, p.redis.B().Xadd().Key(p.m.OutboxStreams()[p.m.Partition("good")]).Id("*").FieldValue().
 		FieldValue("sid", `"bad"`).FieldValue("v", "1").FieldValue("type", "session_created").
 		FieldValue("ts", "1700000000000").FieldValue("state", `{"participants":"nope"}`).Build()).Error(); err != nil {
 		t.Fatal(err)
@@ -372,8 +368,7 @@ func TestRecoverSession(t *testing.T) {
 	if _, err := audit.RecoverSession(ctx, p.m, p.pool, "lost"); !errors.As(err, &conflict) {
 		t.Fatalf("recover over a live session: %v", err)
 	}
-	layout := keys.New(p.prefix, synckairos.DefaultPartitions)
-	if err := p.redis.Do(ctx, p.redis.B().Del().Key(layout.Session("lost")).Build()).Error(); err != nil {
+	if err := p.redis.Do(ctx, p.redis.B().Del().Key(p.m.SessionKey("lost")).Build()).Error(); err != nil {
 		t.Fatal(err)
 	}
 	got, err := audit.RecoverSession(ctx, p.m, p.pool, "lost")

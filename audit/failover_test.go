@@ -15,7 +15,6 @@ import (
 
 	"github.com/synckairos/synckairos"
 	"github.com/synckairos/synckairos/audit"
-	"github.com/synckairos/synckairos/internal/keys"
 	"github.com/synckairos/synckairos/internal/rediscluster"
 	"github.com/synckairos/synckairos/internal/testenv"
 )
@@ -68,10 +67,9 @@ func TestFailover(t *testing.T) {
 	// SYNCKAIROS_FAILOVER_SEED=1 (CI, on a cluster of 5 masters), the node
 	// the clients were seeded with; the watched session is one it serves.
 	const sessions, expiring = 32, 6
-	layout := keys.New(p.prefix, synckairos.DefaultPartitions)
 	serves := func(addr, id string) bool {
 		node := p.redis.Nodes()[addr]
-		return node != nil && node.Do(ctx, node.B().Exists().Key(layout.Session(id)).Build()).Error() == nil
+		return node != nil && node.Do(ctx, node.B().Exists().Key(p.m.SessionKey(id)).Build()).Error() == nil
 	}
 	victim, watched := "", "s-0"
 	if os.Getenv("SYNCKAIROS_FAILOVER_SEED") == "1" {
@@ -180,7 +178,7 @@ func TestFailover(t *testing.T) {
 					continue
 				}
 				committed.Add(1)
-				if k := killedAt.Load(); k != 0 && sent.UnixNano() > k && layout.Partition(fmt.Sprintf("s-%d", i%sessions)) == layout.Partition(watched) {
+				if k := killedAt.Load(); k != 0 && sent.UnixNano() > k && p.m.Partition(fmt.Sprintf("s-%d", i%sessions)) == p.m.Partition(watched) {
 					resumedAt.CompareAndSwap(0, time.Now().UnixNano()) // sent after the kill: the victim's replica answers
 				}
 			}

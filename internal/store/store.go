@@ -12,8 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -148,10 +148,11 @@ type Store struct {
 	waitReplicas int64
 	waitTimeout  time.Duration
 	callTimeout  time.Duration
-	// owners maps slots to the masters serving them, for writes that wait
-	// for replicas on a cluster; replaced whole, never changed in place.
+	// owners holds, by partition, the master serving the partition's slot
+	// and its client, for writes that wait for replicas on a cluster;
+	// replaced whole, never changed in place; nil: to be asked.
 	mu     sync.Mutex
-	owners map[int]string
+	owners []owner
 	// alone holds the masters whose last wait found no replica, until when
 	// their writes wait briefly (WaitBrieflyWhenAlone).
 	briefWhenAlone bool
@@ -375,51 +376,55 @@ func (s *Store) writeAndWait(ctx context.Context, partition int, keys, args []st
 	// redirection comes back, before the script ran, and the pipeline goes
 	// again to the node it names.
 	slot := s.layout.Slot(partition)
-	addr, err := s.slotOwner(ctx, slot, false)
+	at, err := s.slotOwner(ctx, partition, false)
 	if err != nil {
 		return nil, 0, err
 	}
 	asking := false
 	for range 50 {
-		node := s.client.Nodes()[addr]
-		if node == nil {
-			if addr, err = s.slotOwner(ctx, slot, true); err != nil {
+		if at.node == nil {
+			// A node the client has no connection to yet (a MOVED to a new
+			// master): ask the cluster again, after a moment.
+			if err := pause(ctx, 10*time.Millisecond); err != nil {
+				return nil, 0, err
+			}
+			if at, err = s.slotOwner(ctx, partition, true); err != nil {
 				return nil, 0, err
 			}
 			continue
 		}
-		timeout := s.waitFor(addr)
-		vals, replicas, err := s.scriptAndWait(ctx, node, addr, keys, args, asking, timeout)
+		timeout := s.waitFor(at.addr)
+		vals, replicas, err := s.scriptAndWait(ctx, at.node, at.addr, keys, args, asking, timeout)
 		if err == nil {
-			s.waited(addr, timeout, replicas)
+			s.waited(at.addr, timeout, replicas)
 		}
 		re, ok := rueidis.IsRedisErr(err)
 		if !ok {
-			if unreachable(err) && !errors.Is(err, context.DeadlineExceeded) {
-				s.forgetOwners() // the node refused or dropped us: ask the cluster next time
+			if (unreachable(err) || errors.Is(err, rueidis.ErrClosing)) && !errors.Is(err, context.DeadlineExceeded) {
+				// The node refused or dropped us, or the client closed its
+				// connection to it (gone from the cluster): ask the cluster
+				// next time.
+				s.forgetOwners()
 			}
 			return vals, replicas, err
 		}
 		if to, moved := re.IsMoved(); moved {
-			s.setSlotOwner(slot, to)
-			addr, asking = to, false
+			at = s.setSlotOwner(partition, to)
+			asking = false
 			continue
 		}
 		if to, ask := re.IsAsk(); ask {
-			addr, asking = to, true // the slot is migrating: this key is at the target already
+			// The slot is migrating: this key is at the target already.
+			at, asking = owner{addr: to, node: s.client.Nodes()[to]}, true
 			continue
 		}
 		if re.IsTryAgain() {
 			// The slot is migrating and its keys are on both nodes: the
 			// script ran nowhere; wait for the migration to move on.
-			t := time.NewTimer(10 * time.Millisecond)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return nil, 0, ctx.Err()
-			case <-t.C:
+			if err := pause(ctx, 10*time.Millisecond); err != nil {
+				return nil, 0, err
 			}
-			if addr, err = s.slotOwner(ctx, slot, false); err != nil {
+			if at, err = s.slotOwner(ctx, partition, false); err != nil {
 				return nil, 0, err
 			}
 			asking = false
@@ -489,50 +494,70 @@ func (s *Store) scriptAndWait(ctx context.Context, c rueidis.Client, node string
 	return vals, replicas, nil
 }
 
-// slotOwner returns the master serving slot, from the map the store keeps
-// of them, asked of the cluster when it has none, or fresh is set.
-func (s *Store) slotOwner(ctx context.Context, slot int, fresh bool) (string, error) {
+// owner is the master serving a partition's slot, and the client of that
+// node alone (nil when the cluster client has no connection to it).
+type owner struct {
+	addr string
+	node rueidis.Client
+}
+
+// slotOwner returns the master serving a partition's slot, from the list
+// the store keeps, asked of the cluster when it has none, or fresh is set.
+func (s *Store) slotOwner(ctx context.Context, partition int, fresh bool) (owner, error) {
 	s.mu.Lock()
 	owners := s.owners
 	s.mu.Unlock()
 	if owners == nil || fresh {
 		sp, err := s.slotSpans(ctx)
 		if err != nil {
-			return "", err
+			return owner{}, err
 		}
-		owners = make(map[int]string)
-		for _, r := range sp {
-			for sl := r.From; sl <= r.To; sl++ {
-				owners[sl] = r.Node
-			}
+		nodes := s.client.Nodes()
+		owners = make([]owner, s.layout.Partitions())
+		for p := range owners {
+			addr := sp.Owner(s.layout.Slot(p))
+			owners[p] = owner{addr: addr, node: nodes[addr]}
 		}
 		s.mu.Lock()
 		s.owners = owners
 		s.mu.Unlock()
 	}
-	if a := owners[slot]; a != "" {
-		return a, nil
+	if o := owners[partition]; o.addr != "" {
+		return o, nil
 	}
-	return "", fmt.Errorf("%w: slot %d", rueidis.ErrNoSlot, slot)
+	return owner{}, fmt.Errorf("%w: slot %d", rueidis.ErrNoSlot, s.layout.Slot(partition))
 }
 
-// forgetOwners drops the map of slot owners, to be asked for again.
+// forgetOwners drops the list of slot owners, to be asked for again.
 func (s *Store) forgetOwners() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.owners = nil
 }
 
-// setSlotOwner records a MOVED: slot is served by addr.
-func (s *Store) setSlotOwner(slot int, addr string) {
+// setSlotOwner records a MOVED: the partition's slot is served by addr.
+func (s *Store) setSlotOwner(partition int, addr string) owner {
+	o := owner{addr: addr, node: s.client.Nodes()[addr]}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.owners == nil {
-		return
+	if s.owners != nil {
+		owners := slices.Clone(s.owners) // readers hold the old list
+		owners[partition] = o
+		s.owners = owners
 	}
-	owners := maps.Clone(s.owners) // readers hold the old map
-	owners[slot] = addr
-	s.owners = owners
+	return o
+}
+
+// pause waits d, or until ctx ends.
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 func classify(err error) error {
