@@ -347,3 +347,91 @@ func BenchmarkExpiryLatency(b *testing.B) {
 		b.ReportMetric(float64(lat[len(lat)-1].Milliseconds()), "late-max-ms")
 	}
 }
+
+// controlStates returns a running 2-participant session of each time
+// control: a plain Fischer clock, byo-yomi and Canadian overtime (both in
+// overtime, their costlier path), and Fischer with lag compensation.
+func controlStates() map[string]*synckairos.State {
+	now := time.Now()
+	running := func(id string, bank time.Duration, edit func(*synckairos.State)) *synckairos.State {
+		s := &synckairos.State{SessionID: id, Mode: synckairos.ModePerParticipant, Status: synckairos.StatusRunning,
+			Participants: players(bank, "a", "b"), ActiveParticipantID: "a", CycleStartedAt: &now, SessionStartedAt: &now}
+		edit(s)
+		return s
+	}
+	return map[string]*synckairos.State{
+		"fischer": running("fischer", time.Hour, func(s *synckairos.State) { s.Increment = 2 * time.Second }),
+		"byoyomi": running("byoyomi", 0, func(s *synckairos.State) {
+			s.Overtime = &synckairos.Overtime{Kind: synckairos.OvertimeByoYomi, Periods: 5, Period: 30 * time.Second}
+			s.Participants[0].Periods, s.Participants[1].Periods = 5, 5
+		}),
+		"canadian": running("canadian", 0, func(s *synckairos.State) {
+			s.Overtime = &synckairos.Overtime{Kind: synckairos.OvertimeCanadian, Moves: 1000, Period: time.Hour}
+			s.Participants[0].BlockMoves, s.Participants[1].BlockMoves = 1000, 1000
+			s.Participants[0].TotalTime, s.Participants[1].TotalTime = time.Hour, time.Hour
+		}),
+		"lag": running("lag", time.Hour, func(s *synckairos.State) {
+			s.Increment = 2 * time.Second
+			s.Lag = &synckairos.LagCompensation{Gain: time.Second, Initial: 3 * time.Second, Max: 7 * time.Second, Grace: 2 * time.Second}
+		}),
+	}
+}
+
+var controlNames = []string{"fischer", "byoyomi", "canadian", "lag"}
+
+// BenchmarkSwitchControls measures SwitchCycle on the real Redis under each
+// time control, in turn in the same loop, against the plain Fischer switch:
+// x-fischer-p50 is each control's median over Fischer's.
+func BenchmarkSwitchControls(b *testing.B) {
+	m, _, _ := benchSetup(b, redisURL(), 2)
+	ctx := context.Background()
+	states := controlStates()
+	for _, name := range controlNames {
+		if _, err := m.CreateSession(ctx, states[name]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	lat := map[string][]time.Duration{}
+	lag := &synckairos.SwitchOptions{Lag: 30 * time.Millisecond}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		for k := range controlNames {
+			name := controlNames[(i+k)%len(controlNames)] // none always first
+			start := time.Now()
+			if _, err := m.SwitchCycle(ctx, name, lag); err != nil {
+				b.Fatal(err)
+			}
+			lat[name] = append(lat[name], time.Since(start))
+		}
+	}
+	b.StopTimer()
+	p50 := func(d []time.Duration) time.Duration { slices.Sort(d); return d[len(d)/2] }
+	fischer := p50(lat["fischer"])
+	b.ReportMetric(float64(fischer.Nanoseconds()), "fischer-p50-ns")
+	for _, name := range controlNames[1:] {
+		b.ReportMetric(float64(p50(lat[name]))/float64(fischer), name+"-x-fischer-p50")
+	}
+}
+
+// BenchmarkStateSwitch measures the pure transition, State.Switch, under
+// each time control: the engine's own cost, without Redis.
+func BenchmarkStateSwitch(b *testing.B) {
+	for _, name := range controlNames {
+		b.Run(name, func(b *testing.B) {
+			s := controlStates()[name]
+			if err := s.Validate(); err != nil {
+				b.Fatal(err)
+			}
+			now := *s.CycleStartedAt
+			opts := &synckairos.SwitchOptions{Lag: 30 * time.Millisecond}
+			b.ReportAllocs()
+			for b.Loop() {
+				now = now.Add(time.Second)
+				if err := s.Switch(now, opts); err != nil {
+					b.Fatal(err)
+				}
+				s.Version++
+			}
+		})
+	}
+}

@@ -77,13 +77,25 @@ Time is exact to the millisecond: a transition takes the time in whole
 milliseconds from the moment it is read, and never earlier than the
 session's last transition, so what the banks are charged over a whole
 session is exactly the session's running time by the server clock, on any
-number of instances. Transition.Used, Increment, Refund and Added keep the account.
+number of instances. Transition.Used, Increment, Refund, Added, Compensation
+and Credit keep the account.
 
 ModePerParticipant runs the active player's bank, with a Fischer Increment
 after each completed turn and a Bronstein or simple Delay; ModePerCycle gives
 each turn TimePerCycle; ModePerGroup shares one bank per Group; ModeGlobal
 runs one bank for the session; ModeCountUp is a stopwatch up to MaxTime.
 OnExpiry chooses what running out does. Paused time is never charged.
+
+ModePerParticipant also runs what go and shogi servers and lichess run: an
+Overtime after the main time (byo-yomi: Periods periods of Period, a move
+within one keeps it; Canadian: Moves moves within a block of Period), and
+lag compensation (State.Lag, after lichess's lag tracker): a switch reports
+the lag its move met (SwitchOptions.Lag), which a per-player quota pays
+for, and a flag grace lets a lagged move that arrives just after the
+deadline count if its lag brings it back before. State.ReadingAt tells what
+a clock shows (main time, period, periods or moves left, delay left, quota);
+docs/CONTROLS.md compares the controls with FIDE, US Chess, lichess and go
+servers.
 
 A transition that comes after a deadline has passed first writes the
 expiry, as of the deadline and as a version of its own, as the expirer

@@ -31,6 +31,8 @@ type refState struct {
 	OnExpiry            ExpiryAction      `json:"on_expiry"`
 	CycleElapsed        int64             `json:"cycle_elapsed_ms"`
 	Groups              []refGroup        `json:"groups,omitempty"`
+	Overtime            *refOvertime      `json:"overtime,omitempty"`
+	Lag                 *refLag           `json:"lag,omitempty"`
 	CycleStartedAt      *time.Time        `json:"cycle_started_at"`
 	SessionStartedAt    *time.Time        `json:"session_started_at"`
 	SessionCompletedAt  *time.Time        `json:"session_completed_at"`
@@ -53,6 +55,23 @@ type refTransition struct {
 	Refund      int64     `json:"refund_ms,omitempty"`
 	Added       int64     `json:"added_ms,omitempty"`
 	Expired     []string  `json:"expired,omitempty"`
+	Comp        int64     `json:"compensation_ms,omitempty"`
+	Credit      int64     `json:"credit_ms,omitempty"`
+	PeriodsUsed int       `json:"periods_used,omitempty"`
+}
+
+type refOvertime struct {
+	Kind    OvertimeKind `json:"kind"`
+	Periods int          `json:"periods"`
+	Moves   int          `json:"moves"`
+	Period  int64        `json:"period_ms"`
+}
+
+type refLag struct {
+	Gain    int64 `json:"gain_ms"`
+	Initial int64 `json:"initial_ms"`
+	Max     int64 `json:"max_ms"`
+	Grace   int64 `json:"grace_ms"`
 }
 
 type refGroup struct {
@@ -71,6 +90,9 @@ type refParticipant struct {
 	CycleCount int    `json:"cycle_count"`
 	IsActive   bool   `json:"is_active"`
 	HasExpired bool   `json:"has_expired"`
+	Periods    int    `json:"periods,omitempty"`
+	BlockMoves int    `json:"block_moves,omitempty"`
+	LagQuota   int64  `json:"lag_quota_ms,omitempty"`
 }
 
 func refDecode(b []byte) (*State, error) {
@@ -111,7 +133,14 @@ func refDecode(b []byte) (*State, error) {
 		ms := func(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
 		s.LastTransition = &Transition{Type: t.Type, Version: t.Version, At: t.At.UTC(), From: t.From, To: t.To,
 			Participant: t.Participant, Used: ms(t.Used), Increment: ms(t.Increment), Refund: ms(t.Refund),
-			Added: ms(t.Added), Expired: t.Expired}
+			Added: ms(t.Added), Expired: t.Expired, Compensation: ms(t.Comp), Credit: ms(t.Credit), PeriodsUsed: t.PeriodsUsed}
+	}
+	if o := r.Overtime; o != nil {
+		s.Overtime = &Overtime{Kind: o.Kind, Periods: o.Periods, Moves: o.Moves, Period: time.Duration(o.Period) * time.Millisecond}
+	}
+	if l := r.Lag; l != nil {
+		ms := func(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
+		s.Lag = &LagCompensation{Gain: ms(l.Gain), Initial: ms(l.Initial), Max: ms(l.Max), Grace: ms(l.Grace)}
 	}
 	for _, g := range r.Groups {
 		s.Groups = append(s.Groups, Group{ID: g.ID, TotalTime: time.Duration(g.TotalTime) * time.Millisecond,
@@ -123,6 +152,7 @@ func refDecode(b []byte) (*State, error) {
 			TotalTime:  time.Duration(p.TotalTime) * time.Millisecond,
 			TimeUsed:   time.Duration(p.TimeUsed) * time.Millisecond,
 			CycleCount: p.CycleCount, IsActive: p.IsActive, HasExpired: p.HasExpired,
+			Periods: p.Periods, BlockMoves: p.BlockMoves, LagQuota: time.Duration(p.LagQuota) * time.Millisecond,
 		})
 	}
 	return s, nil
@@ -164,7 +194,18 @@ func sampleStates() []*State {
 			"z":       "",
 		},
 	}
-	return []*State{plain, full}
+	overtime := &State{SessionID: "ot", Mode: ModePerParticipant, Status: StatusRunning, Version: 9, ActiveParticipantID: "b",
+		Participants: []Participant{
+			{ID: "a", TotalTime: 0, Periods: 3, LagQuota: 250 * time.Millisecond},
+			{ID: "b", Index: 1, TotalTime: 2 * time.Second, BlockMoves: 4, LagQuota: time.Millisecond, IsActive: true},
+		},
+		Overtime:       &Overtime{Kind: OvertimeByoYomi, Periods: 5, Moves: 0, Period: 30 * time.Second},
+		Lag:            &LagCompensation{Gain: 100 * time.Millisecond, Initial: 300 * time.Millisecond, Max: 700 * time.Millisecond, Grace: 2 * time.Second},
+		CycleStartedAt: &at, CreatedAt: at, UpdatedAt: at,
+		LastTransition: &Transition{Type: EventCycleSwitched, Version: 9, At: at, From: "a", To: "b", Used: 31 * time.Second,
+			Compensation: 120 * time.Millisecond, Credit: 880 * time.Millisecond, PeriodsUsed: 1},
+	}
+	return []*State{plain, full, overtime}
 }
 
 func TestJSONAgreesWithReference(t *testing.T) {
@@ -211,13 +252,20 @@ func toRef(s *State) *refState {
 	}
 	if t := s.LastTransition; t != nil {
 		r.LastTransition = &refTransition{t.Type, t.Version, t.At, t.From, t.To, t.Participant,
-			ms(t.Used), ms(t.Increment), ms(t.Refund), ms(t.Added), t.Expired}
+			ms(t.Used), ms(t.Increment), ms(t.Refund), ms(t.Added), t.Expired, ms(t.Compensation), ms(t.Credit), t.PeriodsUsed}
+	}
+	if o := s.Overtime; o != nil {
+		r.Overtime = &refOvertime{o.Kind, o.Periods, o.Moves, ms(o.Period)}
+	}
+	if l := s.Lag; l != nil {
+		r.Lag = &refLag{ms(l.Gain), ms(l.Initial), ms(l.Max), ms(l.Grace)}
 	}
 	for _, g := range s.Groups {
 		r.Groups = append(r.Groups, refGroup{g.ID, ms(g.TotalTime), ms(g.TimeUsed), g.HasExpired})
 	}
 	for _, p := range s.Participants {
-		r.Participants = append(r.Participants, refParticipant{p.ID, p.Index, p.GroupID, ms(p.TotalTime), ms(p.TimeUsed), p.CycleCount, p.IsActive, p.HasExpired})
+		r.Participants = append(r.Participants, refParticipant{p.ID, p.Index, p.GroupID, ms(p.TotalTime), ms(p.TimeUsed), p.CycleCount, p.IsActive, p.HasExpired,
+			p.Periods, p.BlockMoves, ms(p.LagQuota)})
 	}
 	return r
 }

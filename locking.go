@@ -71,7 +71,7 @@ func (m *Manager) write(ctx context.Context, expected int64, next *State, now ti
 	}
 	next.normalize()
 	b := next.appendJSON(nil)
-	deadline, _ := next.Deadline()
+	deadline, _ := next.expiresAt()
 	r, err := m.store.Write(ctx, store.Write{Op: "update", SessionID: next.SessionID, Expected: expected, State: b,
 		EventType: next.LastTransition.Type, At: next.UpdatedAt, Deadline: deadline, Life: next.Life})
 	if err != nil {

@@ -34,6 +34,19 @@ func TestCreateRefusesWhatCannotBeRight(t *testing.T) {
 		{"increment in per_cycle", "increment_ms", &synckairos.State{SessionID: "x", Mode: synckairos.ModePerCycle,
 			TimePerCycle: time.Second, Increment: time.Second, Participants: players(0, "a")}},
 		{"max time in per_participant", "max_time_ms", chess(func(s *synckairos.State) { s.MaxTime = time.Hour })},
+		{"overtime in global", "overtime", &synckairos.State{SessionID: "x", Mode: synckairos.ModeGlobal, TotalTime: time.Minute,
+			Overtime: &synckairos.Overtime{Kind: synckairos.OvertimeByoYomi, Periods: 3, Period: time.Second}, Participants: players(0, "a", "b")}},
+		{"lag compensation in per_cycle", "lag", &synckairos.State{SessionID: "x", Mode: synckairos.ModePerCycle, TimePerCycle: time.Second,
+			Lag: &synckairos.LagCompensation{Max: time.Second}, Participants: players(0, "a")}},
+		{"delay with overtime", "overtime", chess(func(s *synckairos.State) {
+			s.Delay, s.DelayMode = time.Second, synckairos.DelaySimple
+			s.Overtime = &synckairos.Overtime{Kind: synckairos.OvertimeCanadian, Moves: 10, Period: time.Minute}
+		})},
+		{"byo-yomi with neither main time nor periods", "participants[1].total_time_ms", chess(func(s *synckairos.State) {
+			s.Overtime = &synckairos.Overtime{Kind: synckairos.OvertimeByoYomi, Periods: 3, Period: time.Second}
+			s.Participants[0].Periods = 3
+			s.Participants[1].TotalTime = 0
+		})},
 		{"session bank in per_participant", "total_time_ms", chess(func(s *synckairos.State) { s.TotalTime = time.Hour })},
 		{"participant banks in global", "participants[0].total_time_ms", &synckairos.State{SessionID: "x", Mode: synckairos.ModeGlobal,
 			TotalTime: time.Minute, Participants: players(time.Minute, "a", "b")}},

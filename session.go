@@ -23,6 +23,9 @@ func (m *Manager) CreateSession(ctx context.Context, s *State) (*State, error) {
 	if next.Status == "" {
 		next.Status = StatusPending
 	}
+	if next.Status == StatusPending {
+		next.initControls()
+	}
 	if err := next.Validate(); err != nil {
 		return nil, err
 	}
@@ -37,7 +40,7 @@ func (m *Manager) CreateSession(ctx context.Context, s *State) (*State, error) {
 	next.Life = 0 // a placeholder digit for the script's
 	next.normalize()
 	b := next.appendJSON(nil)
-	deadline, _ := next.Deadline()
+	deadline, _ := next.expiresAt()
 	r, err := m.store.Write(ctx, store.Write{Op: "create", SessionID: next.SessionID, State: b, EventType: EventSessionCreated,
 		At: now, Deadline: deadline, LifeAt: lifeOffset(b)})
 	if err != nil {
@@ -138,7 +141,7 @@ func (m *Manager) RestoreSession(ctx context.Context, s *State) (*State, error) 
 		return nil, err
 	}
 	next.normalize()
-	deadline, _ := next.Deadline()
+	deadline, _ := next.expiresAt()
 	r, err := m.store.Write(ctx, store.Write{Op: "restore", SessionID: next.SessionID, Expected: next.Version,
 		State: next.appendJSON(nil), At: now, Deadline: deadline, Life: next.Life})
 	if err != nil {

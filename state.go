@@ -67,6 +67,18 @@ type Participant struct {
 	IsActive bool
 	// HasExpired reports whether the participant ran out of time.
 	HasExpired bool
+	// Periods is, with byo-yomi (State.Overtime), the number of periods the
+	// participant has left. CreateSession sets it to the overtime's Periods
+	// when it is zero.
+	Periods int
+	// BlockMoves is, with Canadian overtime, the number of moves the
+	// participant has still to make in its running block; zero while it is
+	// in its main time.
+	BlockMoves int
+	// LagQuota is, with lag compensation (State.Lag), the time left to
+	// compensate the participant's lag with. CreateSession sets it to the
+	// compensation's Initial when it is zero.
+	LagQuota time.Duration
 }
 
 // Group is the shared bank of the participants with its ID as GroupID, in
@@ -153,6 +165,12 @@ type State struct {
 	// OnExpiry says what happens when a bank or a turn runs out; the zero
 	// value is each mode's default (see ExpiryAction).
 	OnExpiry ExpiryAction
+	// Overtime is what follows every participant's main time in
+	// ModePerParticipant: byo-yomi or Canadian overtime; nil for none.
+	Overtime *Overtime
+	// Lag is the lag compensation of ModePerParticipant, and its flag
+	// grace; nil for none.
+	Lag *LagCompensation
 	// Groups are the shared banks of ModePerGroup, one per GroupID.
 	Groups []Group
 	// CycleElapsed is the time the running cycle had run before
@@ -189,6 +207,14 @@ func (s *State) Clone() *State {
 	c.CycleStartedAt = cloneTime(s.CycleStartedAt)
 	c.SessionStartedAt = cloneTime(s.SessionStartedAt)
 	c.SessionCompletedAt = cloneTime(s.SessionCompletedAt)
+	if s.Overtime != nil {
+		o := *s.Overtime
+		c.Overtime = &o
+	}
+	if s.Lag != nil {
+		l := *s.Lag
+		c.Lag = &l
+	}
 	c.Metadata = maps.Clone(s.Metadata)
 	c.Data = bytes.Clone(s.Data)
 	if s.LastTransition != nil {
@@ -227,6 +253,12 @@ func (s *State) normalize() {
 		p.IsActive = p.ID == s.ActiveParticipantID && s.ActiveParticipantID != ""
 		p.TotalTime = p.TotalTime.Truncate(time.Millisecond)
 		p.TimeUsed = p.TimeUsed.Truncate(time.Millisecond)
+		p.LagQuota = p.LagQuota.Truncate(time.Millisecond)
+	}
+	if l := s.Lag; l != nil {
+		for _, d := range []*time.Duration{&l.Gain, &l.Initial, &l.Max, &l.Grace} {
+			*d = d.Truncate(time.Millisecond)
+		}
 	}
 	s.TotalTime = s.TotalTime.Truncate(time.Millisecond)
 	s.TimePerCycle = s.TimePerCycle.Truncate(time.Millisecond)
@@ -261,7 +293,7 @@ func (s *State) normalize() {
 	}
 	if t := s.LastTransition; t != nil {
 		t.At = msTime(t.At)
-		for _, d := range []*time.Duration{&t.Used, &t.Increment, &t.Refund, &t.Added} {
+		for _, d := range []*time.Duration{&t.Used, &t.Increment, &t.Refund, &t.Added, &t.Compensation, &t.Credit} {
 			*d = d.Truncate(time.Millisecond)
 		}
 		if len(t.Expired) == 0 {

@@ -74,6 +74,23 @@ func (s *State) appendJSON(b []byte) []byte {
 	b = append(b, `,"on_expiry":`...)
 	b = appendString(b, string(s.OnExpiry))
 	b = appendMillis(b, `,"cycle_elapsed_ms":`, s.CycleElapsed)
+	if ov := s.Overtime; ov != nil {
+		b = append(b, `,"overtime":{"kind":`...)
+		b = appendString(b, string(ov.Kind))
+		b = append(b, `,"periods":`...)
+		b = strconv.AppendInt(b, int64(ov.Periods), 10)
+		b = append(b, `,"moves":`...)
+		b = strconv.AppendInt(b, int64(ov.Moves), 10)
+		b = appendMillis(b, `,"period_ms":`, ov.Period)
+		b = append(b, '}')
+	}
+	if l := s.Lag; l != nil {
+		b = appendMillis(b, `,"lag":{"gain_ms":`, l.Gain)
+		b = appendMillis(b, `,"initial_ms":`, l.Initial)
+		b = appendMillis(b, `,"max_ms":`, l.Max)
+		b = appendMillis(b, `,"grace_ms":`, l.Grace)
+		b = append(b, '}')
+	}
 	if len(s.Groups) > 0 {
 		b = append(b, `,"groups":[`...)
 		for i, g := range s.Groups {
@@ -143,10 +160,15 @@ func (t *Transition) appendJSON(b []byte) []byte {
 	for _, f := range [...]struct {
 		name  string
 		value time.Duration
-	}{{`,"used_ms":`, t.Used}, {`,"increment_ms":`, t.Increment}, {`,"refund_ms":`, t.Refund}, {`,"added_ms":`, t.Added}} {
+	}{{`,"used_ms":`, t.Used}, {`,"increment_ms":`, t.Increment}, {`,"refund_ms":`, t.Refund}, {`,"added_ms":`, t.Added},
+		{`,"compensation_ms":`, t.Compensation}, {`,"credit_ms":`, t.Credit}} {
 		if f.value != 0 {
 			b = appendMillis(b, f.name, f.value)
 		}
+	}
+	if t.PeriodsUsed != 0 {
+		b = append(b, `,"periods_used":`...)
+		b = strconv.AppendInt(b, int64(t.PeriodsUsed), 10)
 	}
 	if len(t.Expired) > 0 {
 		b = append(b, `,"expired":[`...)
@@ -186,6 +208,17 @@ func (p *Participant) appendJSON(b []byte) []byte {
 	b = strconv.AppendBool(b, p.IsActive)
 	b = append(b, `,"has_expired":`...)
 	b = strconv.AppendBool(b, p.HasExpired)
+	if p.Periods != 0 {
+		b = append(b, `,"periods":`...)
+		b = strconv.AppendInt(b, int64(p.Periods), 10)
+	}
+	if p.BlockMoves != 0 {
+		b = append(b, `,"block_moves":`...)
+		b = strconv.AppendInt(b, int64(p.BlockMoves), 10)
+	}
+	if p.LagQuota != 0 {
+		b = appendMillis(b, `,"lag_quota_ms":`, p.LagQuota)
+	}
 	return append(b, '}')
 }
 
@@ -313,6 +346,10 @@ func (d *decoder) state(out *State) error {
 			out.CycleElapsed, err = d.millis()
 		case "groups":
 			out.Groups, err = d.groups()
+		case "overtime":
+			out.Overtime, err = d.overtime()
+		case "lag":
+			out.Lag, err = d.lag()
 		case "cycle_started_at":
 			out.CycleStartedAt, err = d.timePtr()
 		case "session_started_at":
@@ -364,6 +401,12 @@ func (d *decoder) transition() (*Transition, error) {
 			t.Refund, err = d.millis()
 		case "added_ms":
 			t.Added, err = d.millis()
+		case "compensation_ms":
+			t.Compensation, err = d.millis()
+		case "credit_ms":
+			t.Credit, err = d.millis()
+		case "periods_used":
+			t.PeriodsUsed, err = d.smallInt()
 		case "expired":
 			if d.null() {
 				return nil
@@ -407,6 +450,12 @@ func (d *decoder) participants() ([]Participant, error) {
 				p.IsActive, err = d.bool()
 			case "has_expired":
 				p.HasExpired, err = d.bool()
+			case "periods":
+				p.Periods, err = d.smallInt()
+			case "block_moves":
+				p.BlockMoves, err = d.smallInt()
+			case "lag_quota_ms":
+				p.LagQuota, err = d.millis()
 			default:
 				err = d.skip()
 			}
@@ -419,6 +468,56 @@ func (d *decoder) participants() ([]Participant, error) {
 		ps = []Participant{}
 	}
 	return ps, err
+}
+
+func (d *decoder) overtime() (*Overtime, error) {
+	if d.null() {
+		return nil, nil
+	}
+	ov := new(Overtime)
+	err := d.object(func(name []byte) error {
+		var err error
+		switch string(name) {
+		case "kind":
+			var k string
+			k, err = d.string()
+			ov.Kind = OvertimeKind(k)
+		case "periods":
+			ov.Periods, err = d.smallInt()
+		case "moves":
+			ov.Moves, err = d.smallInt()
+		case "period_ms":
+			ov.Period, err = d.millis()
+		default:
+			err = d.skip()
+		}
+		return err
+	})
+	return ov, err
+}
+
+func (d *decoder) lag() (*LagCompensation, error) {
+	if d.null() {
+		return nil, nil
+	}
+	l := new(LagCompensation)
+	err := d.object(func(name []byte) error {
+		var err error
+		switch string(name) {
+		case "gain_ms":
+			l.Gain, err = d.millis()
+		case "initial_ms":
+			l.Initial, err = d.millis()
+		case "max_ms":
+			l.Max, err = d.millis()
+		case "grace_ms":
+			l.Grace, err = d.millis()
+		default:
+			err = d.skip()
+		}
+		return err
+	})
+	return l, err
 }
 
 func (d *decoder) groups() ([]Group, error) {

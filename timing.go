@@ -57,7 +57,7 @@ func (s *State) limit() (time.Duration, bool) {
 		if s.DelayMode == DelaySimple {
 			return p.TotalTime + s.Delay, true
 		}
-		return p.TotalTime, true
+		return p.TotalTime + s.reserve(p), true
 	case ModePerGroup:
 		if p == nil {
 			return 0, false
@@ -91,7 +91,8 @@ func (s *State) Deadline() (time.Time, bool) {
 }
 
 // RemainingAt returns the time left at now on the running bank: the active
-// participant's (ModePerParticipant), its group's (ModePerGroup), the
+// participant's (ModePerParticipant, its overtime included: the time until
+// it would flag; ClockAt tells the parts apart), its group's (ModePerGroup), the
 // session's (ModeGlobal), the turn's (ModePerCycle), or the time to MaxTime
 // (ModeCountUp; zero without a MaxTime). It never returns less than zero,
 // and zero for a session with no active participant where a bank is one
@@ -104,7 +105,7 @@ func (s *State) RemainingAt(now time.Time) time.Duration {
 		if p == nil {
 			return 0
 		}
-		return max(p.TotalTime-s.charged(e), 0)
+		return max(p.TotalTime+s.reserve(p)-s.charged(e), 0)
 	case ModePerGroup:
 		p := s.Participant(s.ActiveParticipantID)
 		if p == nil {
@@ -156,9 +157,9 @@ func (s *State) ParticipantRemainingAt(id string, now time.Time) (time.Duration,
 	switch s.Mode {
 	case ModePerParticipant:
 		if !active {
-			return p.TotalTime, nil
+			return p.TotalTime + s.reserve(p), nil
 		}
-		return max(p.TotalTime-s.charged(e), 0), nil
+		return max(p.TotalTime+s.reserve(p)-s.charged(e), 0), nil
 	case ModePerGroup:
 		g := s.group(p.GroupID)
 		if g == nil {

@@ -17,7 +17,9 @@ import (
 // time by the server clock, in whole milliseconds: the Used of every
 // transition add up to it. The banks keep the account: over any sequence of
 // transitions, what the banks lost equals the Used of every transition less
-// their Increment, Refund and Added.
+// their Increment, Refund, Added, Compensation and Credit, where a
+// participant's bank counts its overtime too (its byo-yomi periods, the
+// Canadian block that follows its main time).
 type Transition struct {
 	// Type names the change: one of the audit event types EventSessionCreated,
 	// EventSessionUpdated, EventSessionStarted, EventCycleSwitched,
@@ -53,6 +55,16 @@ type Transition struct {
 	// Added is the time AddTime added to Participant's bank (negative when
 	// it took time).
 	Added time.Duration
+	// Compensation is the lag compensation the change credited: the part of
+	// From's turn its bank was not charged for (State.Lag).
+	Compensation time.Duration
+	// Credit is what From's overtime credited back at the end of its turn:
+	// the part of a byo-yomi period a move was made in (the period is kept
+	// whole), or what a new Canadian block added to what was left of the
+	// old one.
+	Credit time.Duration
+	// PeriodsUsed is the number of byo-yomi periods From's turn used up.
+	PeriodsUsed int
 	// Expired lists, in order, the participants whose time ran out in this
 	// change; in ModePerGroup, every member of a group that ran out.
 	Expired []string
@@ -108,7 +120,9 @@ func (s *State) step(now time.Time, typ string, op func(at time.Time, t *Transit
 		return invalid("last_transition", "the state holds a %s for version %d already; one write commits one transition", l.Type, l.Version)
 	}
 	at := s.at(now)
-	if t := s.settle(at); t != nil {
+	// A switch may come within the flag grace: its own check applies the
+	// expiry if its lag does not bring it back before the deadline.
+	if t := s.settleAfter(at, typ == EventCycleSwitched); t != nil {
 		s.LastTransition = t
 		return fmt.Errorf("%w: %s ran out at %s, before the %s at %s", ErrTimeRanOut,
 			strings.Join(t.Expired, ", "), t.At.Format(jsonTimeLayout), typ, at.Format(jsonTimeLayout))
@@ -122,10 +136,10 @@ func (s *State) step(now time.Time, typ string, op func(at time.Time, t *Transit
 	return nil
 }
 
-// expireDue applies the expiries due at now, and reports whether there were
-// any; their facts are then in LastTransition.
+// expireDue applies the expiries due at now, flag grace past, and reports
+// whether there were any; their facts are then in LastTransition.
 func (s *State) expireDue(now time.Time) bool {
-	t := s.settle(s.at(now))
+	t := s.settleAfter(s.at(now), true)
 	if t == nil {
 		return false
 	}
@@ -135,7 +149,11 @@ func (s *State) expireDue(now time.Time) bool {
 
 // settle applies, as of their deadlines, the expiries due at now, and
 // returns their facts, or nil when none was due.
-func (s *State) settle(now time.Time) *Transition {
+func (s *State) settle(now time.Time) *Transition { return s.settleAfter(now, false) }
+
+// settleAfter is settle; with grace, an expiry is due only once the flag
+// grace after its deadline has passed.
+func (s *State) settleAfter(now time.Time, grace bool) *Transition {
 	var t *Transition
 	n := len(s.Participants)
 	// At most every participant runs out once, but in ModePerCycle, where
@@ -143,8 +161,14 @@ func (s *State) settle(now time.Time) *Transition {
 	// at once, after the first.
 	for i := 0; i < 4*n+4; i++ {
 		d, ok := s.Deadline()
+		if ok && grace {
+			d = d.Add(s.grace())
+		}
 		if !ok || d.After(now) {
 			break
+		}
+		if grace {
+			d, _ = s.Deadline() // time ran out at the deadline itself
 		}
 		if t == nil {
 			t = &Transition{}
@@ -281,28 +305,30 @@ func (s *State) nextAfter(id string) string {
 // and the Bronstein refund; a turn that ran out, or that a complete or
 // cancel ended, earns neither. The facts go into t.
 func (s *State) endTurn(at time.Time, completed bool, t *Transition) {
+	s.endTurnCompensated(at, completed, 0, t)
+}
+
+// endTurnCompensated is endTurn for a turn whose bank is charged comp less
+// than its running time (lag compensation).
+func (s *State) endTurnCompensated(at time.Time, completed bool, comp time.Duration, t *Transition) {
 	p := s.Participant(s.ActiveParticipantID)
 	if p == nil {
 		return
 	}
 	used := s.cycleElapsedAt(at)
 	if l, ok := s.limit(); ok {
-		used = min(used, l)
+		used = min(used, l+comp)
 	}
 	s.CycleElapsed, s.CycleStartedAt = 0, nil
 	p.TimeUsed += used
 	t.From = p.ID
 	t.Used += used
+	t.Compensation += comp
 	var bank *time.Duration
 	switch s.Mode {
 	case ModePerParticipant:
 		bank = &p.TotalTime
-		refund := time.Duration(0)
-		if s.DelayMode == DelaySimple || (completed && s.DelayMode == DelayBronstein) {
-			refund = min(used, s.Delay)
-		}
-		p.TotalTime += refund - used
-		t.Refund += refund
+		s.chargeParticipant(p, used-comp, completed, t)
 	case ModePerGroup:
 		if g := s.group(p.GroupID); g != nil {
 			bank = &g.TotalTime
@@ -355,6 +381,7 @@ func (s *State) Start(now time.Time) error {
 		if first == "" {
 			return invalid("participants", "every participant has expired; none can start")
 		}
+		s.initControls()
 		s.Status = StatusRunning
 		s.SessionStartedAt = &at
 		s.Turn = 0
@@ -381,6 +408,12 @@ type SwitchOptions struct {
 	// a retried or duplicated "I moved" (a client's retry, the same request
 	// at two instances) is told apart from "not your turn", and made once.
 	Turn int64
+	// Lag is the network lag the move reports: how long it took to reach
+	// the server, as the host's transport measured it, or as the client
+	// said (the host chooses whom to trust). With lag compensation
+	// (State.Lag) the mover's bank is not charged for it, up to its quota;
+	// without, it is ignored. Not negative.
+	Lag time.Duration
 	// Edit, when set, is applied by Manager.SwitchCycle to the state the
 	// switch writes, after the switch: the host's own change (the move, the
 	// board, the score) committed with the clock in one compare-and-set, one
@@ -415,6 +448,9 @@ func (s *State) Switch(now time.Time, opts *SwitchOptions) error {
 	if o.Turn < 0 {
 		return invalid("turn", "negative turn %d", o.Turn)
 	}
+	if o.Lag < 0 {
+		return invalid("lag", "negative lag %v", o.Lag)
+	}
 	// Turns named are checked against the state as it was before any
 	// expiry applied now: a turn ended earlier is a duplicate, whatever the
 	// session's status since.
@@ -441,7 +477,19 @@ func (s *State) Switch(now time.Time, opts *SwitchOptions) error {
 		case s.Participant(to).HasExpired:
 			return invalid("to", "participant %q has expired", to)
 		}
-		s.endTurn(at, true, t)
+		e := s.cycleElapsedAt(at)
+		comp := s.compensation(o.Lag, e)
+		if l, ok := s.limit(); ok && e-comp >= l {
+			// Within the flag grace, but the lag it reports does not
+			// bring the move back before the deadline: too late.
+			s.LastTransition = s.settle(at)
+			return ErrTimeRanOut
+		}
+		mover := s.Participant(from)
+		s.endTurnCompensated(at, true, comp, t)
+		if s.Lag != nil {
+			mover.LagQuota = min(mover.LagQuota+s.Lag.Gain-comp, s.Lag.Max)
+		}
 		s.nextTurn(to, at)
 		t.To = to
 		return nil
@@ -548,9 +596,15 @@ func (s *State) AddTime(now time.Time, participantID string, d time.Duration) er
 			(s.Mode == ModePerParticipant && a.ID == p.ID) || (s.Mode == ModePerGroup && a.GroupID == p.GroupID)) {
 			floor = s.charged(s.cycleElapsedAt(at))
 		}
+		// Overtime follows a participant's bank: the bank may be zero
+		// where overtime keeps the clock alive.
+		reserve := time.Duration(0)
+		if s.Mode == ModePerParticipant {
+			reserve = s.reserve(p)
+		}
 		next := *bank + d
-		if next <= floor || next > MaxBank {
-			return invalid("d", "the bank would be %v, want above %v and at most %v", next, floor, MaxBank)
+		if next < 0 || next+reserve <= floor || next > MaxBank {
+			return invalid("d", "the bank would be %v, want above %v and at most %v", next, max(floor-reserve, 0), MaxBank)
 		}
 		*bank = next
 		t.Participant, t.Added = participantID, d

@@ -97,6 +97,9 @@ func (s *State) Validate() error {
 	if err := s.validateControls(); err != nil {
 		return err
 	}
+	if err := s.validateOvertime(); err != nil {
+		return err
+	}
 	if err := s.validateLifecycle(); err != nil {
 		return err
 	}
@@ -224,7 +227,7 @@ func (s *State) validateStartingBanks() error {
 	switch s.Mode {
 	case ModePerParticipant:
 		for i, p := range s.Participants {
-			if !p.HasExpired && p.TotalTime == 0 {
+			if !p.HasExpired && p.TotalTime == 0 && s.reserve(&p) == 0 {
 				return invalid(fmt.Sprintf("participants[%d].total_time_ms", i), "zero: a timed participant needs a starting bank")
 			}
 		}

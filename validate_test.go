@@ -58,6 +58,34 @@ func TestValidationRules(t *testing.T) {
 		}},
 		{"empty metadata key", "metadata", func(s *synckairos.State) { s.Metadata = map[string]string{"": "x"} }},
 		{"invalid UTF-8 metadata", "metadata", func(s *synckairos.State) { s.Metadata = map[string]string{"k": "\xff"} }},
+		{"overtime with an increment", "overtime", func(s *synckairos.State) {
+			s.Overtime = &synckairos.Overtime{Kind: synckairos.OvertimeByoYomi, Periods: 5, Period: 30 * time.Second}
+		}},
+		{"unknown overtime", "overtime.kind", func(s *synckairos.State) {
+			s.Increment, s.Overtime = 0, &synckairos.Overtime{Kind: "korean", Periods: 5, Period: 30 * time.Second}
+		}},
+		{"byo-yomi without periods", "overtime", func(s *synckairos.State) {
+			s.Increment, s.Overtime = 0, &synckairos.Overtime{Kind: synckairos.OvertimeByoYomi, Period: 30 * time.Second}
+		}},
+		{"Canadian block with periods", "overtime", func(s *synckairos.State) {
+			s.Increment, s.Overtime = 0, &synckairos.Overtime{Kind: synckairos.OvertimeCanadian, Moves: 20, Periods: 2, Period: time.Minute}
+		}},
+		{"overtime period of zero", "overtime.period_ms", func(s *synckairos.State) {
+			s.Increment, s.Overtime = 0, &synckairos.Overtime{Kind: synckairos.OvertimeCanadian, Moves: 20}
+		}},
+		{"periods without byo-yomi", "participants[0].periods", func(s *synckairos.State) { s.Participants[0].Periods = 2 }},
+		{"block moves without a Canadian block", "participants[1].block_moves", func(s *synckairos.State) { s.Participants[1].BlockMoves = 2 }},
+		{"lag quota without lag compensation", "participants[0].lag_quota_ms", func(s *synckairos.State) { s.Participants[0].LagQuota = time.Second }},
+		{"lag quota above the maximum", "participants[0].lag_quota_ms", func(s *synckairos.State) {
+			s.Lag = &synckairos.LagCompensation{Gain: 100 * time.Millisecond, Max: 700 * time.Millisecond}
+			s.Participants[0].LagQuota = time.Second
+		}},
+		{"lag compensation without a maximum", "lag.max_ms", func(s *synckairos.State) {
+			s.Lag = &synckairos.LagCompensation{Gain: 100 * time.Millisecond}
+		}},
+		{"initial lag quota above the maximum", "lag", func(s *synckairos.State) {
+			s.Lag = &synckairos.LagCompensation{Gain: 100 * time.Millisecond, Initial: time.Second, Max: 700 * time.Millisecond}
+		}},
 	}
 	check := func(t *testing.T, what string, err error, r rule) {
 		t.Helper()
