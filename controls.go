@@ -74,9 +74,16 @@ const MaxLagQuota = time.Minute
 // out: its byo-yomi periods, or the Canadian block that follows its main
 // time.
 func (s *State) reserve(p *Participant) time.Duration {
-	ov := s.Overtime
-	if ov == nil || s.Mode != ModePerParticipant {
+	if s.Mode != ModePerParticipant {
 		return 0
+	}
+	ov := s.Overtime
+	if ov == nil {
+		var r time.Duration // the stages by time to come
+		for k := p.Stage; k < len(s.Stages) && s.Stages[k].Moves == 0; k++ {
+			r += s.Stages[k].Time
+		}
+		return r
 	}
 	switch ov.Kind {
 	case OvertimeByoYomi:
@@ -116,7 +123,7 @@ func (s *State) expiresAt() (time.Time, bool) {
 // compensation returns what a move that ran e and reports lag is
 // compensated: min(lag, the mover's quota, e).
 func (s *State) compensation(lag, e time.Duration) time.Duration {
-	if s.Lag == nil || lag <= 0 {
+	if s.Lag == nil || lag <= 0 || s.untimed() {
 		return 0
 	}
 	p := s.Participant(s.ActiveParticipantID)
@@ -132,12 +139,18 @@ func (s *State) compensation(lag, e time.Duration) time.Duration {
 func (s *State) chargeParticipant(p *Participant, run time.Duration, completed bool, t *Transition) {
 	refund := time.Duration(0)
 	if s.DelayMode == DelaySimple || (completed && s.DelayMode == DelayBronstein) {
-		refund = min(run, s.Delay)
+		refund = min(run, s.delayOf(p))
 	}
 	t.Refund += refund
 	ov := s.Overtime
 	if ov == nil {
 		p.TotalTime += refund - run
+		// A bank run out goes on in the stages by time that follow it.
+		for p.TotalTime < 0 && p.Stage < len(s.Stages) && s.Stages[p.Stage].Moves == 0 {
+			p.TotalTime += s.Stages[p.Stage].Time
+			p.Stage++
+		}
+		p.TotalTime = max(p.TotalTime, 0)
 		return
 	}
 	switch ov.Kind {
@@ -255,7 +268,9 @@ type Reading struct {
 	// Running reports whether the participant's clock is running now.
 	Running bool
 	// Remaining is the time left until the participant runs out, everything
-	// included (bank, delay, overtime), as ParticipantRemainingAt.
+	// included (delay, bank, overtime, stages by time, the per-move maximum);
+	// ParticipantRemainingAt leaves a simple delay out. During an untimed
+	// first move it stays at what the participant has.
 	Remaining time.Duration
 	// Main is what is left of the participant's bank, its main time: in
 	// ModePerParticipant its own, as the running turn has drawn on it so
@@ -280,6 +295,15 @@ type Reading struct {
 	BlockMoves int
 	// LagQuota is the participant's lag compensation quota.
 	LagQuota time.Duration
+	// Stage is the number of State.Stages the participant has begun.
+	Stage int
+	// Untimed reports whether the running turn is an untimed first move:
+	// the bank does not run (Remaining stays), and the session is aborted
+	// once the turn has run State.FirstMoveTimeout.
+	Untimed bool
+	// MoveLeft is the time left of the per-move maximum (State.MoveLimit)
+	// in the running turn; zero without one or when not running.
+	MoveLeft time.Duration
 	// Expired reports whether the participant ran out of time: as written,
 	// or at now, before the expiry is written.
 	Expired bool
@@ -301,6 +325,7 @@ func (s *State) ReadingAt(participantID string, now time.Time) (Reading, error) 
 		Main:        remaining,
 		LagQuota:    p.LagQuota,
 		Expired:     p.HasExpired,
+		Stage:       p.Stage,
 	}
 	if s.Mode == ModeGlobal || s.Mode == ModePerCycle || s.Mode == ModeCountUp || s.Mode == ModePerGroup {
 		r.Expired = r.Expired || (active && s.Status == StatusRunning && remaining == 0 && s.hasLimit())
@@ -309,12 +334,32 @@ func (s *State) ReadingAt(participantID string, now time.Time) (Reading, error) 
 	e := time.Duration(0)
 	if active {
 		e = s.cycleElapsedAt(now)
-		if s.Delay > 0 {
-			r.Delay = max(s.Delay-e, 0)
+		r.Untimed = s.untimed()
+		if d := s.delayOf(p); d > 0 && !r.Untimed {
+			r.Delay = max(d-e, 0)
+		}
+		if s.MoveLimit > 0 && !r.Untimed && s.Status != StatusPending {
+			r.MoveLeft = max(s.MoveLimit-e, 0)
 		}
 	}
-	run := s.charged(e)
+	run := time.Duration(0)
+	if active {
+		run = s.charged(e)
+		if s.DelayMode == DelaySimple && !r.Untimed {
+			// The flag falls once the delay and then the bank have run.
+			r.Remaining = min(r.Remaining+r.Delay, s.limitLeft(e))
+		}
+	}
 	r.Main = max(p.TotalTime-run, 0)
+	if s.Overtime == nil {
+		// A bank run out goes on in the stages by time that follow.
+		bank := p.TotalTime - run
+		for bank < 0 && r.Stage < len(s.Stages) && s.Stages[r.Stage].Moves == 0 {
+			bank += s.Stages[r.Stage].Time
+			r.Stage++
+		}
+		r.Main = max(bank, 0)
+	}
 	if ov := s.Overtime; ov != nil {
 		r.Period = ov.Period
 		switch ov.Kind {
@@ -351,4 +396,172 @@ func (s *State) ReadingAt(participantID string, now time.Time) (Reading, error) 
 func (s *State) hasLimit() bool {
 	_, ok := s.limit()
 	return ok
+}
+
+// Stage is a stage of a ModePerParticipant session's time control, after
+// the first (State.Stages): FIDE's 90 minutes for 40 moves, then 30 more,
+// is a first stage of 90 minutes and a Stage{Moves: 40, Time: 30 min}.
+type Stage struct {
+	// Moves, above 0, begins the stage once the participant has completed
+	// Moves moves in all: its Time is added to the bank with the move that
+	// completes them, in the same write (what was left carries over).
+	// Zero begins it when the participant's bank runs out, instead of a
+	// flag: a stage by time. Stages by time come after every stage by
+	// moves.
+	Moves int
+	// Time is what the stage adds to the participant's bank.
+	Time time.Duration
+	// Increment is the increment of the moves made in the stage, in place
+	// of State.Increment (the first stage's) and of earlier stages'.
+	Increment time.Duration
+}
+
+// MaxStages bounds State.Stages.
+const MaxStages = 16
+
+// ParticipantControl is a participant's own increment and delay, in place
+// of the session's (Participant.Control): odds games, lichess's berserk.
+// The session's DelayMode applies to the delay.
+type ParticipantControl struct {
+	Increment time.Duration
+	Delay     time.Duration
+}
+
+// incrementOf returns the increment of p's moves: its own, its stage's or
+// the session's.
+func (s *State) incrementOf(p *Participant) time.Duration {
+	switch {
+	case p.Control != nil:
+		return p.Control.Increment
+	case p.Stage > 0 && p.Stage <= len(s.Stages):
+		return s.Stages[p.Stage-1].Increment
+	}
+	return s.Increment
+}
+
+// delayOf returns the delay of p's turns: its own or the session's.
+func (s *State) delayOf(p *Participant) time.Duration {
+	if p.Control != nil {
+		return p.Control.Delay
+	}
+	return s.Delay
+}
+
+// untimed reports whether the running turn is one of the untimed first
+// moves (State.UntimedMoves).
+func (s *State) untimed() bool {
+	return s.Mode == ModePerParticipant && s.UntimedMoves > 0 && s.Turn >= 1 && s.Turn <= int64(s.UntimedMoves) &&
+		(s.Status == StatusRunning || s.Status == StatusPaused)
+}
+
+// beginStages begins the stages by moves p's completed moves have reached,
+// adding their time to its bank.
+//
+// The stages by time that follow the last stage by moves become p's to run
+// on once it is begun: their time is credited then too, as part of what p
+// has.
+func (s *State) beginStages(p *Participant, t *Transition) {
+	before := p.TotalTime + s.reserve(p)
+	for p.Stage < len(s.Stages) && s.Stages[p.Stage].Moves > 0 && p.CycleCount >= s.Stages[p.Stage].Moves {
+		p.TotalTime = min(p.TotalTime+s.Stages[p.Stage].Time, MaxBank)
+		p.Stage++
+	}
+	t.Credit += p.TotalTime + s.reserve(p) - before
+}
+
+// validateStages refuses stages, caps, per-move maxima, hourglass,
+// participants' own controls and untimed moves the session cannot use.
+func (s *State) validateStages() error {
+	perParticipant := s.Mode == ModePerParticipant
+	for _, c := range []struct {
+		field string
+		set   bool
+	}{
+		{"stages", len(s.Stages) > 0},
+		{"bank_cap_ms", s.BankCap != 0},
+		{"move_limit_ms", s.MoveLimit != 0},
+		{"hourglass", s.Hourglass},
+		{"untimed_moves", s.UntimedMoves != 0},
+		{"first_move_timeout_ms", s.FirstMoveTimeout != 0},
+	} {
+		if c.set && !perParticipant {
+			return invalid(c.field, "set, but %s sessions do not use it (it applies to %q)", s.Mode, ModePerParticipant)
+		}
+	}
+	for _, d := range []struct {
+		field string
+		value time.Duration
+	}{{"bank_cap_ms", s.BankCap}, {"move_limit_ms", s.MoveLimit}, {"first_move_timeout_ms", s.FirstMoveTimeout}} {
+		if err := validateBank(d.field, d.value); err != nil {
+			return err
+		}
+	}
+	if len(s.Stages) > MaxStages {
+		return invalid("stages", "%d stages, want at most %d", len(s.Stages), MaxStages)
+	}
+	moves := 0
+	for i, st := range s.Stages {
+		field := func(f string) string { return fmt.Sprintf("stages[%d].%s", i, f) }
+		switch {
+		case st.Moves < 0:
+			return invalid(field("moves"), "negative: %d", st.Moves)
+		case st.Moves > 0 && (st.Moves <= moves || (i > 0 && s.Stages[i-1].Moves == 0)):
+			return invalid(field("moves"), "%d: stages by moves come first, each after more moves than the last", st.Moves)
+		case st.Time <= 0 || st.Time > MaxBank || st.Time != st.Time.Truncate(time.Millisecond):
+			return invalid(field("time_ms"), "%v, want a whole number of milliseconds above 0 and at most %v", st.Time, MaxBank)
+		}
+		if err := validateBank(field("increment_ms"), st.Increment); err != nil {
+			return err
+		}
+		moves = max(moves, st.Moves)
+	}
+	if s.UntimedMoves < 0 || s.UntimedMoves > len(s.Participants)*2 {
+		return invalid("untimed_moves", "%d, want 0 to twice the participants", s.UntimedMoves)
+	}
+	if s.FirstMoveTimeout != 0 && s.UntimedMoves == 0 {
+		return invalid("first_move_timeout_ms", "set without untimed_moves: it bounds the untimed first moves")
+	}
+	rich := len(s.Stages) > 0 || s.Overtime != nil
+	switch {
+	case len(s.Stages) > 0 && s.Overtime != nil:
+		return invalid("stages", "stages and %s overtime: use one or the other", s.Overtime.Kind)
+	case s.Hourglass && (rich || s.Increment != 0 || s.Delay != 0):
+		return invalid("hourglass", "an hourglass has no increment, delay, stages or overtime: the mover's time goes to the opponent")
+	}
+	for i, p := range s.Participants {
+		field := func(f string) string { return fmt.Sprintf("participants[%d].%s", i, f) }
+		if p.Stage < 0 || p.Stage > len(s.Stages) {
+			return invalid(field("stage"), "%d, want 0 to the %d stages", p.Stage, len(s.Stages))
+		}
+		c := p.Control
+		if c == nil {
+			continue
+		}
+		switch {
+		case !perParticipant:
+			return invalid(field("control"), "set, but %s sessions do not use it (it applies to %q)", s.Mode, ModePerParticipant)
+		case rich || s.Hourglass:
+			return invalid(field("control"), "a participant's own increment and delay, with stages, overtime or an hourglass: not supported")
+		case c.Delay != 0 && s.DelayMode == DelayNone:
+			return invalid(field("control.delay_ms"), "a delay needs the session's delay_mode")
+		}
+		for _, d := range []struct {
+			field string
+			value time.Duration
+		}{{"control.increment_ms", c.Increment}, {"control.delay_ms", c.Delay}} {
+			if err := validateBank(field(d.field), d.value); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// limitLeft returns what is left of the running turn's limit after e, or a
+// MaxBank when it has none.
+func (s *State) limitLeft(e time.Duration) time.Duration {
+	if l, ok := s.limit(); ok {
+		return max(l-e, 0)
+	}
+	return MaxBank
 }

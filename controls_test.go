@@ -1,6 +1,7 @@
 package synckairos_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,20 +19,48 @@ type mclock struct {
 	kind          synckairos.OvertimeKind
 	period        time.Duration // the control's period or block
 	moves         int           // the control's moves per Canadian block
-	inc           time.Duration
+	inc           time.Duration // the increment of the first stage, or the participant's own
+	delay         time.Duration // a simple delay (the turn's first ticks run no bank)
+	bronstein     time.Duration // a Bronstein delay (refunded after the move)
+	stages        []synckairos.Stage
+	cap           time.Duration // the bank cap of increments
+	moveLimit     time.Duration
 	main, current time.Duration // main time; the running period or block
 	periods       int           // byo-yomi periods left
 	blockMoves    int           // Canadian moves left in the block
 	inBlock       bool          // Canadian: the block has begun
+	stage         int           // stages begun
+	made          int           // moves made
+	turn          time.Duration // ticks of the running turn
+	ran           time.Duration // ticks of the running turn that ran the bank
+	untimed       bool          // the running turn is untimed
+	timeout       time.Duration // the untimed turn's bound
 	flagged       bool
 }
 
+// byTime reports whether the next stage begins when the bank runs out.
+func (c *mclock) byTime() bool { return c.stage < len(c.stages) && c.stages[c.stage].Moves == 0 }
+
 func (c *mclock) tick() {
+	if c.flagged {
+		return
+	}
+	c.turn += time.Millisecond
 	switch {
-	case c.flagged:
-	case c.main > 0:
+	case c.untimed:
+		if c.turn == c.timeout {
+			c.flagged = true
+		}
+		return
+	case c.turn <= c.delay: // a simple delay runs first
+	case c.main > 0 || (c.main == 0 && c.byTime()):
+		if c.main == 0 {
+			c.main = c.stages[c.stage].Time
+			c.stage++
+		}
 		c.main -= time.Millisecond
-		if c.main == 0 && c.kind == "" {
+		c.ran += time.Millisecond
+		if c.main == 0 && c.kind == "" && !c.byTime() {
 			c.flagged = true
 		}
 	case c.kind == synckairos.OvertimeByoYomi:
@@ -54,11 +83,15 @@ func (c *mclock) tick() {
 	default:
 		c.flagged = true // a bank of zero
 	}
+	if c.moveLimit > 0 && c.turn == c.moveLimit {
+		c.flagged = true
+	}
 }
 
-// move is a move made: the period is kept, a block counts it, the increment
-// is added.
+// move is a move made: the period is kept, a block counts it, the delay
+// refunded, the increment added, stages begun.
 func (c *mclock) move() {
+	c.made++
 	switch c.kind {
 	case synckairos.OvertimeByoYomi:
 		c.current = c.period
@@ -69,8 +102,25 @@ func (c *mclock) move() {
 			}
 		}
 	default:
-		c.main = min(c.main+c.inc, synckairos.MaxBank)
+		if c.untimed {
+			break
+		}
+		c.main += min(c.ran, c.bronstein)
+		inc := c.inc
+		if c.stage > 0 {
+			inc = c.stages[c.stage-1].Increment
+		}
+		next := min(c.main+inc, synckairos.MaxBank)
+		if c.cap > 0 {
+			next = min(next, max(c.main, c.cap))
+		}
+		c.main = next
 	}
+	for c.stage < len(c.stages) && c.stages[c.stage].Moves > 0 && c.made >= c.stages[c.stage].Moves {
+		c.main = min(c.main+c.stages[c.stage].Time, synckairos.MaxBank)
+		c.stage++
+	}
+	c.turn, c.ran = 0, 0
 }
 
 // limit returns how many milliseconds the clock may run before it flags.
@@ -86,12 +136,17 @@ func (c mclock) limit() time.Duration {
 // lagModel is lichess's lag tracker, as its LagTracker.onMove reads.
 type lagModel struct{ gain, max, grace time.Duration }
 
-// available returns all the time a participant has: its bank and overtime.
+// available returns all the time a participant has: its bank, overtime and
+// stages by time to come.
 func available(s *synckairos.State, p synckairos.Participant) time.Duration {
 	ov := s.Overtime
 	switch {
 	case ov == nil:
-		return p.TotalTime
+		t := p.TotalTime
+		for k := p.Stage; k < len(s.Stages) && s.Stages[k].Moves == 0; k++ {
+			t += s.Stages[k].Time
+		}
+		return t
 	case ov.Kind == synckairos.OvertimeByoYomi:
 		return p.TotalTime + time.Duration(p.Periods)*ov.Period
 	case p.BlockMoves == 0:
@@ -108,54 +163,112 @@ func availableAll(s *synckairos.State) time.Duration {
 	return t
 }
 
-// Byo-yomi, Canadian overtime, Fischer and lag compensation with its flag
-// grace, over random games of moves at random times, at and just after
-// deadlines, with random lag and pauses, against the test's tick-by-tick
-// model: every move is accepted or flagged as the model says, the clocks
-// and quotas after it are the model's, what the clock shows at random
-// instants is the model's, and every write keeps the account (time lost =
-// Used − Increment − Compensation − Credit).
+// The variants of TestControlsAgainstModel.
+var controlVariants = []string{"byo-yomi", "Canadian", "Fischer", "Fischer with lag", "stages", "hourglass",
+	"cap and per-move maximum", "own controls and untimed first moves"}
+
+// Every time control, over random games of moves at random times, at and
+// just after deadlines, with random lag and pauses, against the test's
+// tick-by-tick model: every move is accepted, flagged or aborted as the
+// model says, the clocks and quotas after it are the model's, what the
+// clock shows at random instants is the model's, and every write keeps the
+// account (time lost = Used − Increment − Refund − Compensation − Credit −
+// Transferred).
 func TestControlsAgainstModel(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(14, 1))
 	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	ms := func(lo, hi int) time.Duration { return time.Duration(lo+rng.IntN(hi-lo+1)) * time.Millisecond }
-	flags, graceSaves, moves, credits, periodsUsed := 0, 0, 0, 0, 0
-	for game := range 600 {
+	seen := map[string]int{}
+	for game := range 1600 {
 		s := &synckairos.State{SessionID: fmt.Sprint("ctl-", game), Mode: synckairos.ModePerParticipant,
 			Status: synckairos.StatusPending, Version: 1, Participants: players(0, "a", "b")}
 		var proto mclock
-		variant := game % 4
+		variant := controlVariants[game%len(controlVariants)]
+		lagged := rng.IntN(2) == 0
+		own := map[string]*synckairos.ParticipantControl{}
 		switch variant {
-		case 0: // byo-yomi
+		case "byo-yomi":
 			s.Overtime = &synckairos.Overtime{Kind: synckairos.OvertimeByoYomi, Periods: 1 + rng.IntN(4), Period: ms(50, 600)}
 			proto = mclock{kind: synckairos.OvertimeByoYomi, period: s.Overtime.Period, periods: s.Overtime.Periods, current: s.Overtime.Period}
-		case 1: // Canadian
+		case "Canadian":
 			s.Overtime = &synckairos.Overtime{Kind: synckairos.OvertimeCanadian, Moves: 1 + rng.IntN(4), Period: ms(100, 1500)}
 			proto = mclock{kind: synckairos.OvertimeCanadian, period: s.Overtime.Period, moves: s.Overtime.Moves}
-		case 2, 3: // Fischer
+		case "Fischer", "Fischer with lag":
 			s.Increment = ms(0, 300)
 			proto = mclock{inc: s.Increment}
+			lagged = variant == "Fischer with lag"
+		case "stages":
+			s.Increment = ms(0, 100)
+			s.Stages = []synckairos.Stage{{Moves: 1 + rng.IntN(3), Time: ms(1, 800), Increment: ms(0, 200)}}
+			if rng.IntN(2) == 0 {
+				s.Stages = append(s.Stages, synckairos.Stage{Moves: s.Stages[0].Moves + 1 + rng.IntN(3), Time: ms(1, 800), Increment: ms(0, 200)})
+			}
+			for range rng.IntN(3) {
+				s.Stages = append(s.Stages, synckairos.Stage{Time: ms(1, 500), Increment: ms(0, 200)})
+			}
+			proto = mclock{inc: s.Increment, stages: s.Stages}
+		case "hourglass":
+			s.Hourglass = true
+		case "cap and per-move maximum":
+			s.Increment, s.BankCap, s.MoveLimit = ms(0, 400), ms(1, 2000), ms(1, 1500)
+			proto = mclock{inc: s.Increment, cap: s.BankCap, moveLimit: s.MoveLimit}
+		case "own controls and untimed first moves":
+			s.Increment, s.UntimedMoves, s.FirstMoveTimeout = ms(0, 300), rng.IntN(3), ms(100, 2000)
+			if s.UntimedMoves == 0 {
+				s.FirstMoveTimeout = 0
+			}
+			proto = mclock{inc: s.Increment, timeout: s.FirstMoveTimeout}
+			if d := rng.IntN(3); d > 0 {
+				s.DelayMode = []synckairos.DelayMode{"", synckairos.DelaySimple, synckairos.DelayBronstein}[d]
+				s.Delay = ms(1, 300)
+			}
+			for _, id := range []string{"a", "b"} {
+				if rng.IntN(2) == 0 {
+					c := &synckairos.ParticipantControl{Increment: ms(0, 300)}
+					if s.DelayMode != "" {
+						c.Delay = ms(0, 300)
+					}
+					own[id] = c
+				}
+			}
+			if rng.IntN(2) == 0 {
+				s.ActiveParticipantID = "b" // b starts
+			}
 		}
 		var lag *lagModel
-		if variant != 2 || rng.IntN(2) == 0 {
+		if lagged {
 			gain := ms(0, 200)
 			s.Lag = &synckairos.LagCompensation{Gain: gain, Initial: 3 * gain, Max: 7*gain + time.Millisecond, Grace: ms(0, 400)}
-			s.Lag.Grace = min(s.Lag.Grace, s.Lag.Max)
 			lag = &lagModel{gain: s.Lag.Gain, max: s.Lag.Max, grace: s.Lag.Grace}
 		}
 		clocks := map[string]*mclock{}
 		quota := map[string]time.Duration{}
 		for i := range s.Participants {
+			p := &s.Participants[i]
 			c := proto
 			c.main = ms(0, 1500)
-			if variant >= 2 {
+			if s.Overtime == nil && len(s.Stages) == 0 || s.Stages != nil && s.Stages[len(s.Stages)-1].Moves > 0 {
 				c.main = ms(1, 2000)
 			}
-			s.Participants[i].TotalTime = c.main
-			clocks[s.Participants[i].ID] = &c
+			if oc := own[p.ID]; oc != nil {
+				p.Control = oc
+				c.inc = oc.Increment
+			}
+			delay := s.Delay
+			if p.Control != nil {
+				delay = p.Control.Delay
+			}
+			switch s.DelayMode {
+			case synckairos.DelaySimple:
+				c.delay = delay
+			case synckairos.DelayBronstein:
+				c.bronstein = delay
+			}
+			p.TotalTime = c.main
+			clocks[p.ID] = &c
 			if lag != nil {
-				quota[s.Participants[i].ID] = s.Lag.Initial
+				quota[p.ID] = s.Lag.Initial
 			}
 		}
 		// What CreateSession does: the participants' periods and quotas.
@@ -168,7 +281,7 @@ func TestControlsAgainstModel(t *testing.T) {
 			}
 		}
 		if err := s.Validate(); err != nil {
-			t.Fatalf("game %d: %v", game, err)
+			t.Fatalf("game %d (%s): %v", game, variant, err)
 		}
 		commit := func(step string) {
 			t.Helper()
@@ -178,13 +291,20 @@ func TestControlsAgainstModel(t *testing.T) {
 			s.Version++
 		}
 		now := start
+		starter := s.ActiveParticipantID
 		if err := s.Start(now); err != nil {
 			t.Fatal(err)
 		}
+		if s.LastTransition.To != cmp.Or(starter, "a") {
+			t.Fatalf("game %d: %s started, want %s", game, s.LastTransition.To, cmp.Or(starter, "a"))
+		}
 		commit("start")
+		turn := 0
 		for step := 0; step < 80 && s.Status == synckairos.StatusRunning; step++ {
 			id := s.ActiveParticipantID
 			c := clocks[id]
+			turn++
+			c.untimed = turn <= s.UntimedMoves
 			limit := c.limit()
 			var e time.Duration
 			switch r := rng.IntN(40); {
@@ -210,7 +330,11 @@ func TestControlsAgainstModel(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				checkReading(t, game, step, s, r, model, limit-x)
+				remaining := limit - x
+				if c.untimed {
+					remaining = available(s, *s.Participant(id))
+				}
+				checkReading(t, game, step, s, r, model, remaining)
 				if rng.IntN(5) == 0 {
 					now = now.Add(x)
 					if err := s.Pause(now); err != nil {
@@ -231,66 +355,91 @@ func TestControlsAgainstModel(t *testing.T) {
 			}
 			// The model's verdict.
 			comp, grace := time.Duration(0), time.Duration(0)
-			if lag != nil {
+			if lag != nil && !c.untimed {
 				comp = min(reported, quota[id], e)
 				grace = min(lag.grace, quota[id])
 			}
 			accepted := e-comp < limit && e < limit+grace
 			now = now.Add(e - ran)
 			before := availableAll(s)
+			next := s.Participants[0].ID
+			if id == next {
+				next = s.Participants[1].ID
+			}
 			err := s.Switch(now, &synckairos.SwitchOptions{From: id, Lag: reported})
 			tr := s.LastTransition
 			if !accepted {
 				var te *synckairos.TransitionError
 				if !errors.As(err, &te) {
-					t.Fatalf("game %d step %d: %s moved at %v of %v (lag %v, comp %v, grace %v): %v, want flagged", game, step, id, e, limit, reported, comp, grace, err)
+					t.Fatalf("game %d step %d (%s): %s moved at %v of %v (lag %v, comp %v, grace %v): %v, want flagged", game, step, variant, id, e, limit, reported, comp, grace, err)
 				}
-				if tr.Type != synckairos.EventSessionExpired || !tr.At.Equal(now.Add(limit-e)) || tr.From != id {
-					t.Fatalf("game %d step %d: the flag: %v, want at %v", game, step, tr, now.Add(limit-e))
+				want := synckairos.EventSessionExpired
+				if c.untimed {
+					want = synckairos.EventSessionAborted
 				}
-				flags++
-				if got, want := before-availableAll(s), tr.Used; got != want {
-					t.Fatalf("game %d step %d: the flag took %v, used %v", game, step, got, want)
+				if tr.Type != want || !tr.At.Equal(now.Add(limit-e)) || tr.From != id {
+					t.Fatalf("game %d step %d (%s): the flag: %v, want %s at %v", game, step, variant, tr, want, now.Add(limit-e))
+				}
+				seen["flag"]++
+				if lost, credited := before-availableAll(s), tr.Used-tr.Credit-tr.Refund; lost != credited {
+					t.Fatalf("game %d step %d (%s): the flag took %v, used %v", game, step, variant, lost, credited)
 				}
 				commit("flag")
 				break
 			}
 			if err != nil {
-				t.Fatalf("game %d step %d: %s moved at %v of %v (lag %v, comp %v): %v", game, step, id, e, limit, reported, comp, err)
+				t.Fatalf("game %d step %d (%s): %s moved at %v of %v (lag %v, comp %v): %v", game, step, variant, id, e, limit, reported, comp, err)
 			}
-			moves++
+			seen["move"]++
 			if e >= limit {
-				graceSaves++
+				seen["saved by lag within the grace"]++
 			}
 			if tr.Credit > 0 {
-				credits++
+				seen["credit"]++
 			}
-			periodsUsed += tr.PeriodsUsed
+			if tr.Transferred > 0 {
+				seen["transferred"]++
+			}
+			if c.untimed {
+				seen["untimed move"]++
+			}
+			seen["periods used"] += tr.PeriodsUsed
 			// The model moves.
+			stageBefore := c.stage
 			for range (e - comp) / time.Millisecond {
 				c.tick()
 			}
+			if s.Hourglass && !c.untimed {
+				o := clocks[next]
+				o.main = min(o.main+c.ran, synckairos.MaxBank)
+			}
 			c.move()
-			if lag != nil {
+			if c.stage > stageBefore {
+				seen["stage begun"]++
+			}
+			if lag != nil && !c.untimed {
 				quota[id] = min(quota[id]+lag.gain-comp, lag.max)
 			}
 			if tr.Used != e || tr.Compensation != comp {
 				t.Fatalf("game %d step %d: used %v, compensation %v; want %v, %v", game, step, tr.Used, tr.Compensation, e, comp)
 			}
-			if got, want := before-availableAll(s), tr.Used-tr.Increment-tr.Refund-tr.Compensation-tr.Credit; got != want {
-				t.Fatalf("game %d step %d: %v: time lost %v, want %v", game, step, tr, got, want)
+			if got, want := before-availableAll(s), tr.Used-tr.Increment-tr.Refund-tr.Compensation-tr.Credit-tr.Transferred; got != want {
+				t.Fatalf("game %d step %d (%s): %v: time lost %v, want %v", game, step, variant, tr, got, want)
 			}
 			p := s.Participant(id)
 			if p.LagQuota != quota[id] {
 				t.Fatalf("game %d step %d: quota %v, model %v", game, step, p.LagQuota, quota[id])
 			}
 			checkParticipant(t, game, step, s, *p, *c)
+			checkParticipant(t, game, step, s, *s.Participant(next), *clocks[next])
 			commit("move")
 		}
 	}
-	t.Logf("%d moves, %d flags, %d moves saved by lag within the grace, %d overtime credits, %d byo-yomi periods used", moves, flags, graceSaves, credits, periodsUsed)
-	if flags == 0 || graceSaves == 0 || credits == 0 || periodsUsed == 0 {
-		t.Fatal("the games never flagged, saved a late move, kept a period or renewed a block, or used a period: the test does not test")
+	t.Logf("%v", seen)
+	for _, what := range []string{"flag", "move", "saved by lag within the grace", "credit", "transferred", "untimed move", "periods used", "stage begun"} {
+		if seen[what] == 0 {
+			t.Errorf("no %s in any game: the test does not test it", what)
+		}
 	}
 }
 
@@ -309,7 +458,7 @@ func checkParticipant(t *testing.T, game, step int, s *synckairos.State, p synck
 			ok = p.TotalTime == c.main && p.BlockMoves == 0
 		}
 	default:
-		ok = p.TotalTime == c.main
+		ok = p.TotalTime == c.main && p.Stage == c.stage
 	}
 	if !ok {
 		t.Fatalf("game %d step %d: %s has bank %v, periods %d, block moves %d; model %+v", game, step, p.ID, p.TotalTime, p.Periods, p.BlockMoves, c)
@@ -335,7 +484,13 @@ func checkReading(t *testing.T, game, step int, s *synckairos.State, r synckairo
 			bad = bad || r.Main != c.main
 		}
 	default:
-		bad = bad || r.Main != c.main
+		bad = bad || r.Main != c.main || r.Stage != c.stage || r.Untimed != c.untimed
+		if c.delay > 0 && !c.untimed {
+			bad = bad || r.Delay != max(c.delay-c.turn, 0)
+		}
+		if c.moveLimit > 0 {
+			bad = bad || r.MoveLeft != c.moveLimit-c.turn
+		}
 	}
 	if bad {
 		t.Fatalf("game %d step %d: the clock shows %+v; model %+v, %v left", game, step, r, c, remaining)
@@ -407,6 +562,61 @@ func TestControlsThroughTheManager(t *testing.T) {
 		}
 		if p := mustGet(t, m, "byoyomi").Participant("a"); p.Periods != 0 || p.TotalTime != 0 || !p.HasExpired {
 			t.Fatalf("byo-yomi flagged: %+v", p)
+		}
+	})
+}
+
+// Through the Manager: the host chooses who starts; untimed first moves run
+// no bank, and one not made within FirstMoveTimeout aborts the game (the
+// expirer writes it, as EventSessionAborted); a stage's time comes with the
+// move that reaches it, in the same write.
+func TestFirstMovesAndStagesThroughTheManager(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		m, clock := engineManager(t, b, nil)
+		ctx := context.Background()
+		runExpirer(t, m)
+		fide := &synckairos.State{SessionID: "fide", Mode: synckairos.ModePerParticipant, Participants: players(90*time.Minute, "white", "black"),
+			Increment: 30 * time.Second, Stages: []synckairos.Stage{{Moves: 2, Time: 30 * time.Minute, Increment: 30 * time.Second}},
+			UntimedMoves: 2, FirstMoveTimeout: 30 * time.Second, ActiveParticipantID: "black"}
+		mustCreate(t, m, fide)
+		s, err := m.StartSession(ctx, "fide")
+		if err != nil || s.ActiveParticipantID != "black" {
+			t.Fatalf("start: %v, %v; want black to start", s, err)
+		}
+		clock.Advance(20 * time.Second) // untimed: no bank runs
+		r, err := m.SwitchCycle(ctx, "fide", &synckairos.SwitchOptions{From: "black"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := r.State.Participant("black"); p.TotalTime != 90*time.Minute || r.State.LastTransition.Credit != 20*time.Second {
+			t.Fatalf("after an untimed move: black has %v, %v", p.TotalTime, r.State.LastTransition)
+		}
+		clock.Advance(10 * time.Second)
+		if _, err := m.SwitchCycle(ctx, "fide", &synckairos.SwitchOptions{From: "white"}); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(time.Minute) // timed now; black's second move reaches the stage
+		r, err = m.SwitchCycle(ctx, "fide", &synckairos.SwitchOptions{From: "black"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 90*time.Minute - time.Minute + 30*time.Second + 30*time.Minute
+		if p := r.State.Participant("black"); p.TotalTime != want || p.Stage != 1 || r.State.LastTransition.Credit != 30*time.Minute {
+			t.Fatalf("black after move 2: %v at stage %d (%v), want %v at stage 1", p.TotalTime, p.Stage, r.State.LastTransition, want)
+		}
+
+		// A game nobody started.
+		mustCreate(t, m, &synckairos.State{SessionID: "idle", Mode: synckairos.ModePerParticipant, Participants: players(time.Minute, "a", "b"),
+			UntimedMoves: 2, FirstMoveTimeout: 15 * time.Second})
+		begun := clock.Now()
+		if _, err := m.StartSession(ctx, "idle"); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(15 * time.Second)
+		s = waitVersion(t, m, "idle", 3)
+		if tr := s.LastTransition; s.Status != synckairos.StatusCancelled || tr.Type != synckairos.EventSessionAborted ||
+			!tr.At.Equal(begun.Add(15*time.Second)) || tr.From != "a" {
+			t.Fatalf("the abort: %s, %v", s.Status, tr)
 		}
 	})
 }

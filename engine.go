@@ -18,13 +18,16 @@ const (
 	EventParticipantExpired = "participant_expired"
 	EventCycleExpired       = "cycle_expired"
 	EventSessionExpired     = "session_expired"
+	// EventSessionAborted is a session cancelled because an untimed first
+	// move was not made within State.FirstMoveTimeout.
+	EventSessionAborted = "session_aborted"
 )
 
 // transitionTypes are the types a Transition may have.
 var transitionTypes = []string{
 	EventSessionCreated, EventSessionUpdated, EventSessionStarted, EventCycleSwitched, EventSessionPaused,
 	EventSessionResumed, EventSessionCompleted, EventSessionCancelled, EventTimeAdded, EventParticipantExpired,
-	EventCycleExpired, EventSessionExpired,
+	EventCycleExpired, EventSessionExpired, EventSessionAborted,
 }
 
 // SwitchResult is the outcome of SwitchCycle.

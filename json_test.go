@@ -33,6 +33,12 @@ type refState struct {
 	Groups              []refGroup        `json:"groups,omitempty"`
 	Overtime            *refOvertime      `json:"overtime,omitempty"`
 	Lag                 *refLag           `json:"lag,omitempty"`
+	Stages              []refStage        `json:"stages,omitempty"`
+	BankCap             int64             `json:"bank_cap_ms,omitempty"`
+	MoveLimit           int64             `json:"move_limit_ms,omitempty"`
+	Hourglass           bool              `json:"hourglass,omitempty"`
+	UntimedMoves        int               `json:"untimed_moves,omitempty"`
+	FirstMoveTimeout    int64             `json:"first_move_timeout_ms,omitempty"`
 	CycleStartedAt      *time.Time        `json:"cycle_started_at"`
 	SessionStartedAt    *time.Time        `json:"session_started_at"`
 	SessionCompletedAt  *time.Time        `json:"session_completed_at"`
@@ -58,6 +64,18 @@ type refTransition struct {
 	Comp        int64     `json:"compensation_ms,omitempty"`
 	Credit      int64     `json:"credit_ms,omitempty"`
 	PeriodsUsed int       `json:"periods_used,omitempty"`
+	Transferred int64     `json:"transferred_ms,omitempty"`
+}
+
+type refStage struct {
+	Moves     int   `json:"moves"`
+	Time      int64 `json:"time_ms"`
+	Increment int64 `json:"increment_ms"`
+}
+
+type refControl struct {
+	Increment int64 `json:"increment_ms"`
+	Delay     int64 `json:"delay_ms"`
 }
 
 type refOvertime struct {
@@ -82,17 +100,19 @@ type refGroup struct {
 }
 
 type refParticipant struct {
-	ID         string `json:"participant_id"`
-	Index      int    `json:"index"`
-	GroupID    string `json:"group_id,omitempty"`
-	TotalTime  int64  `json:"total_time_ms"`
-	TimeUsed   int64  `json:"time_used_ms"`
-	CycleCount int    `json:"cycle_count"`
-	IsActive   bool   `json:"is_active"`
-	HasExpired bool   `json:"has_expired"`
-	Periods    int    `json:"periods,omitempty"`
-	BlockMoves int    `json:"block_moves,omitempty"`
-	LagQuota   int64  `json:"lag_quota_ms,omitempty"`
+	ID         string      `json:"participant_id"`
+	Index      int         `json:"index"`
+	GroupID    string      `json:"group_id,omitempty"`
+	TotalTime  int64       `json:"total_time_ms"`
+	TimeUsed   int64       `json:"time_used_ms"`
+	CycleCount int         `json:"cycle_count"`
+	IsActive   bool        `json:"is_active"`
+	HasExpired bool        `json:"has_expired"`
+	Periods    int         `json:"periods,omitempty"`
+	BlockMoves int         `json:"block_moves,omitempty"`
+	LagQuota   int64       `json:"lag_quota_ms,omitempty"`
+	Stage      int         `json:"stage,omitempty"`
+	Control    *refControl `json:"control,omitempty"`
 }
 
 func refDecode(b []byte) (*State, error) {
@@ -133,8 +153,15 @@ func refDecode(b []byte) (*State, error) {
 		ms := func(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
 		s.LastTransition = &Transition{Type: t.Type, Version: t.Version, At: t.At.UTC(), From: t.From, To: t.To,
 			Participant: t.Participant, Used: ms(t.Used), Increment: ms(t.Increment), Refund: ms(t.Refund),
-			Added: ms(t.Added), Expired: t.Expired, Compensation: ms(t.Comp), Credit: ms(t.Credit), PeriodsUsed: t.PeriodsUsed}
+			Added: ms(t.Added), Expired: t.Expired, Compensation: ms(t.Comp), Credit: ms(t.Credit), PeriodsUsed: t.PeriodsUsed,
+			Transferred: ms(t.Transferred)}
 	}
+	ms := func(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
+	for _, st := range r.Stages {
+		s.Stages = append(s.Stages, Stage{Moves: st.Moves, Time: ms(st.Time), Increment: ms(st.Increment)})
+	}
+	s.BankCap, s.MoveLimit, s.Hourglass = ms(r.BankCap), ms(r.MoveLimit), r.Hourglass
+	s.UntimedMoves, s.FirstMoveTimeout = r.UntimedMoves, ms(r.FirstMoveTimeout)
 	if o := r.Overtime; o != nil {
 		s.Overtime = &Overtime{Kind: o.Kind, Periods: o.Periods, Moves: o.Moves, Period: time.Duration(o.Period) * time.Millisecond}
 	}
@@ -153,7 +180,11 @@ func refDecode(b []byte) (*State, error) {
 			TimeUsed:   time.Duration(p.TimeUsed) * time.Millisecond,
 			CycleCount: p.CycleCount, IsActive: p.IsActive, HasExpired: p.HasExpired,
 			Periods: p.Periods, BlockMoves: p.BlockMoves, LagQuota: time.Duration(p.LagQuota) * time.Millisecond,
+			Stage: p.Stage,
 		})
+		if c := p.Control; c != nil {
+			s.Participants[len(s.Participants)-1].Control = &ParticipantControl{Increment: ms(c.Increment), Delay: ms(c.Delay)}
+		}
 	}
 	return s, nil
 }
@@ -203,9 +234,18 @@ func sampleStates() []*State {
 		Lag:            &LagCompensation{Gain: 100 * time.Millisecond, Initial: 300 * time.Millisecond, Max: 700 * time.Millisecond, Grace: 2 * time.Second},
 		CycleStartedAt: &at, CreatedAt: at, UpdatedAt: at,
 		LastTransition: &Transition{Type: EventCycleSwitched, Version: 9, At: at, From: "a", To: "b", Used: 31 * time.Second,
-			Compensation: 120 * time.Millisecond, Credit: 880 * time.Millisecond, PeriodsUsed: 1},
+			Compensation: 120 * time.Millisecond, Credit: 880 * time.Millisecond, PeriodsUsed: 1, Transferred: 3 * time.Second},
 	}
-	return []*State{plain, full, overtime}
+	staged := &State{SessionID: "st", Mode: ModePerParticipant, Status: StatusPending, Version: 2,
+		Participants: []Participant{
+			{ID: "a", TotalTime: 90 * time.Minute, Stage: 1, Control: &ParticipantControl{Increment: time.Second, Delay: 2 * time.Second}},
+			{ID: "b", Index: 1, TotalTime: time.Hour},
+		},
+		Stages:  []Stage{{Moves: 40, Time: 30 * time.Minute, Increment: 30 * time.Second}, {Time: 5 * time.Minute}},
+		BankCap: 2 * time.Hour, MoveLimit: 72 * time.Hour, Hourglass: true, UntimedMoves: 2, FirstMoveTimeout: 30 * time.Second,
+		CreatedAt: at, UpdatedAt: at,
+	}
+	return []*State{plain, full, overtime, staged}
 }
 
 func TestJSONAgreesWithReference(t *testing.T) {
@@ -252,8 +292,14 @@ func toRef(s *State) *refState {
 	}
 	if t := s.LastTransition; t != nil {
 		r.LastTransition = &refTransition{t.Type, t.Version, t.At, t.From, t.To, t.Participant,
-			ms(t.Used), ms(t.Increment), ms(t.Refund), ms(t.Added), t.Expired, ms(t.Compensation), ms(t.Credit), t.PeriodsUsed}
+			ms(t.Used), ms(t.Increment), ms(t.Refund), ms(t.Added), t.Expired, ms(t.Compensation), ms(t.Credit), t.PeriodsUsed,
+			ms(t.Transferred)}
 	}
+	for _, st := range s.Stages {
+		r.Stages = append(r.Stages, refStage{st.Moves, ms(st.Time), ms(st.Increment)})
+	}
+	r.BankCap, r.MoveLimit, r.Hourglass = ms(s.BankCap), ms(s.MoveLimit), s.Hourglass
+	r.UntimedMoves, r.FirstMoveTimeout = s.UntimedMoves, ms(s.FirstMoveTimeout)
 	if o := s.Overtime; o != nil {
 		r.Overtime = &refOvertime{o.Kind, o.Periods, o.Moves, ms(o.Period)}
 	}
@@ -264,8 +310,12 @@ func toRef(s *State) *refState {
 		r.Groups = append(r.Groups, refGroup{g.ID, ms(g.TotalTime), ms(g.TimeUsed), g.HasExpired})
 	}
 	for _, p := range s.Participants {
+		var c *refControl
+		if p.Control != nil {
+			c = &refControl{ms(p.Control.Increment), ms(p.Control.Delay)}
+		}
 		r.Participants = append(r.Participants, refParticipant{p.ID, p.Index, p.GroupID, ms(p.TotalTime), ms(p.TimeUsed), p.CycleCount, p.IsActive, p.HasExpired,
-			p.Periods, p.BlockMoves, ms(p.LagQuota)})
+			p.Periods, p.BlockMoves, ms(p.LagQuota), p.Stage, c})
 	}
 	return r
 }

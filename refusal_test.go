@@ -34,6 +34,16 @@ func TestCreateRefusesWhatCannotBeRight(t *testing.T) {
 		{"increment in per_cycle", "increment_ms", &synckairos.State{SessionID: "x", Mode: synckairos.ModePerCycle,
 			TimePerCycle: time.Second, Increment: time.Second, Participants: players(0, "a")}},
 		{"max time in per_participant", "max_time_ms", chess(func(s *synckairos.State) { s.MaxTime = time.Hour })},
+		{"stages in global", "stages", &synckairos.State{SessionID: "x", Mode: synckairos.ModeGlobal, TotalTime: time.Minute,
+			Stages: []synckairos.Stage{{Moves: 40, Time: time.Minute}}, Participants: players(0, "a", "b")}},
+		{"an hourglass in per_group", "hourglass", &synckairos.State{SessionID: "x", Mode: synckairos.ModePerGroup, Hourglass: true,
+			Groups: []synckairos.Group{{ID: "g", TotalTime: time.Minute}}, Participants: []synckairos.Participant{{ID: "a", GroupID: "g"}}}},
+		{"a participant's control in per_cycle", "participants[0].control", &synckairos.State{SessionID: "x", Mode: synckairos.ModePerCycle,
+			TimePerCycle: time.Second, Participants: []synckairos.Participant{{ID: "a", Control: &synckairos.ParticipantControl{}}}}},
+		{"a starter who has expired", "active_participant_id", chess(func(s *synckairos.State) {
+			s.ActiveParticipantID = "a"
+			s.Participants[0].HasExpired = true
+		})},
 		{"overtime in global", "overtime", &synckairos.State{SessionID: "x", Mode: synckairos.ModeGlobal, TotalTime: time.Minute,
 			Overtime: &synckairos.Overtime{Kind: synckairos.OvertimeByoYomi, Periods: 3, Period: time.Second}, Participants: players(0, "a", "b")}},
 		{"lag compensation in per_cycle", "lag", &synckairos.State{SessionID: "x", Mode: synckairos.ModePerCycle, TimePerCycle: time.Second,

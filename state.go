@@ -75,6 +75,12 @@ type Participant struct {
 	// participant has still to make in its running block; zero while it is
 	// in its main time.
 	BlockMoves int
+	// Stage is the number of State.Stages the participant has begun: 0 in
+	// the first stage.
+	Stage int
+	// Control is the participant's own increment and delay, in place of
+	// the session's; nil for the session's.
+	Control *ParticipantControl
 	// LagQuota is, with lag compensation (State.Lag), the time left to
 	// compensate the participant's lag with. CreateSession sets it to the
 	// compensation's Initial when it is zero.
@@ -171,6 +177,27 @@ type State struct {
 	// Lag is the lag compensation of ModePerParticipant, and its flag
 	// grace; nil for none.
 	Lag *LagCompensation
+	// Stages are the stages of ModePerParticipant after the first (the
+	// participants' starting banks and Increment): time added after a
+	// number of moves, or when a bank runs out.
+	Stages []Stage
+	// BankCap, above 0, is the most an increment lifts a bank to
+	// (ModePerParticipant); a bank above it keeps what it has.
+	BankCap time.Duration
+	// MoveLimit, above 0, is the most one turn may run, whatever the bank
+	// holds (ModePerParticipant; correspondence: days per move): a turn
+	// reaching it runs out.
+	MoveLimit time.Duration
+	// Hourglass makes the time the mover's bank runs go to the bank of the
+	// next to move (ModePerParticipant): the sum of the banks never falls.
+	Hourglass bool
+	// UntimedMoves is the number of turns at the start of the session that
+	// run no bank (ModePerParticipant; lichess: 2, each player's first
+	// move). FirstMoveTimeout, above 0, bounds each of them: one that runs
+	// that long cancels the session, as a transition of type
+	// EventSessionAborted.
+	UntimedMoves     int
+	FirstMoveTimeout time.Duration
 	// Groups are the shared banks of ModePerGroup, one per GroupID.
 	Groups []Group
 	// CycleElapsed is the time the running cycle had run before
@@ -215,6 +242,13 @@ func (s *State) Clone() *State {
 		l := *s.Lag
 		c.Lag = &l
 	}
+	c.Stages = slices.Clone(s.Stages)
+	for i := range c.Participants {
+		if pc := c.Participants[i].Control; pc != nil {
+			own := *pc
+			c.Participants[i].Control = &own
+		}
+	}
 	c.Metadata = maps.Clone(s.Metadata)
 	c.Data = bytes.Clone(s.Data)
 	if s.LastTransition != nil {
@@ -254,6 +288,18 @@ func (s *State) normalize() {
 		p.TotalTime = p.TotalTime.Truncate(time.Millisecond)
 		p.TimeUsed = p.TimeUsed.Truncate(time.Millisecond)
 		p.LagQuota = p.LagQuota.Truncate(time.Millisecond)
+		if c := p.Control; c != nil {
+			c.Increment, c.Delay = c.Increment.Truncate(time.Millisecond), c.Delay.Truncate(time.Millisecond)
+		}
+	}
+	s.BankCap = s.BankCap.Truncate(time.Millisecond)
+	s.MoveLimit = s.MoveLimit.Truncate(time.Millisecond)
+	s.FirstMoveTimeout = s.FirstMoveTimeout.Truncate(time.Millisecond)
+	for i := range s.Stages {
+		s.Stages[i].Increment = s.Stages[i].Increment.Truncate(time.Millisecond)
+	}
+	if len(s.Stages) == 0 {
+		s.Stages = nil
 	}
 	if l := s.Lag; l != nil {
 		for _, d := range []*time.Duration{&l.Gain, &l.Initial, &l.Max, &l.Grace} {
@@ -293,7 +339,7 @@ func (s *State) normalize() {
 	}
 	if t := s.LastTransition; t != nil {
 		t.At = msTime(t.At)
-		for _, d := range []*time.Duration{&t.Used, &t.Increment, &t.Refund, &t.Added, &t.Compensation, &t.Credit} {
+		for _, d := range []*time.Duration{&t.Used, &t.Increment, &t.Refund, &t.Added, &t.Compensation, &t.Credit, &t.Transferred} {
 			*d = d.Truncate(time.Millisecond)
 		}
 		if len(t.Expired) == 0 {

@@ -84,6 +84,36 @@ func (s *State) appendJSON(b []byte) []byte {
 		b = appendMillis(b, `,"period_ms":`, ov.Period)
 		b = append(b, '}')
 	}
+	if len(s.Stages) > 0 {
+		b = append(b, `,"stages":[`...)
+		for i, st := range s.Stages {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"moves":`...)
+			b = strconv.AppendInt(b, int64(st.Moves), 10)
+			b = appendMillis(b, `,"time_ms":`, st.Time)
+			b = appendMillis(b, `,"increment_ms":`, st.Increment)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	if s.BankCap != 0 {
+		b = appendMillis(b, `,"bank_cap_ms":`, s.BankCap)
+	}
+	if s.MoveLimit != 0 {
+		b = appendMillis(b, `,"move_limit_ms":`, s.MoveLimit)
+	}
+	if s.Hourglass {
+		b = append(b, `,"hourglass":true`...)
+	}
+	if s.UntimedMoves != 0 {
+		b = append(b, `,"untimed_moves":`...)
+		b = strconv.AppendInt(b, int64(s.UntimedMoves), 10)
+	}
+	if s.FirstMoveTimeout != 0 {
+		b = appendMillis(b, `,"first_move_timeout_ms":`, s.FirstMoveTimeout)
+	}
 	if l := s.Lag; l != nil {
 		b = appendMillis(b, `,"lag":{"gain_ms":`, l.Gain)
 		b = appendMillis(b, `,"initial_ms":`, l.Initial)
@@ -161,7 +191,7 @@ func (t *Transition) appendJSON(b []byte) []byte {
 		name  string
 		value time.Duration
 	}{{`,"used_ms":`, t.Used}, {`,"increment_ms":`, t.Increment}, {`,"refund_ms":`, t.Refund}, {`,"added_ms":`, t.Added},
-		{`,"compensation_ms":`, t.Compensation}, {`,"credit_ms":`, t.Credit}} {
+		{`,"compensation_ms":`, t.Compensation}, {`,"credit_ms":`, t.Credit}, {`,"transferred_ms":`, t.Transferred}} {
 		if f.value != 0 {
 			b = appendMillis(b, f.name, f.value)
 		}
@@ -218,6 +248,15 @@ func (p *Participant) appendJSON(b []byte) []byte {
 	}
 	if p.LagQuota != 0 {
 		b = appendMillis(b, `,"lag_quota_ms":`, p.LagQuota)
+	}
+	if p.Stage != 0 {
+		b = append(b, `,"stage":`...)
+		b = strconv.AppendInt(b, int64(p.Stage), 10)
+	}
+	if c := p.Control; c != nil {
+		b = appendMillis(b, `,"control":{"increment_ms":`, c.Increment)
+		b = appendMillis(b, `,"delay_ms":`, c.Delay)
+		b = append(b, '}')
 	}
 	return append(b, '}')
 }
@@ -350,6 +389,18 @@ func (d *decoder) state(out *State) error {
 			out.Overtime, err = d.overtime()
 		case "lag":
 			out.Lag, err = d.lag()
+		case "stages":
+			out.Stages, err = d.stages()
+		case "bank_cap_ms":
+			out.BankCap, err = d.millis()
+		case "move_limit_ms":
+			out.MoveLimit, err = d.millis()
+		case "hourglass":
+			out.Hourglass, err = d.bool()
+		case "untimed_moves":
+			out.UntimedMoves, err = d.smallInt()
+		case "first_move_timeout_ms":
+			out.FirstMoveTimeout, err = d.millis()
 		case "cycle_started_at":
 			out.CycleStartedAt, err = d.timePtr()
 		case "session_started_at":
@@ -405,6 +456,8 @@ func (d *decoder) transition() (*Transition, error) {
 			t.Compensation, err = d.millis()
 		case "credit_ms":
 			t.Credit, err = d.millis()
+		case "transferred_ms":
+			t.Transferred, err = d.millis()
 		case "periods_used":
 			t.PeriodsUsed, err = d.smallInt()
 		case "expired":
@@ -456,6 +509,10 @@ func (d *decoder) participants() ([]Participant, error) {
 				p.BlockMoves, err = d.smallInt()
 			case "lag_quota_ms":
 				p.LagQuota, err = d.millis()
+			case "stage":
+				p.Stage, err = d.smallInt()
+			case "control":
+				p.Control, err = d.participantControl()
 			default:
 				err = d.skip()
 			}
@@ -494,6 +551,53 @@ func (d *decoder) overtime() (*Overtime, error) {
 		return err
 	})
 	return ov, err
+}
+
+func (d *decoder) stages() ([]Stage, error) {
+	if d.null() {
+		return nil, nil
+	}
+	var out []Stage
+	err := d.array(func() error {
+		var st Stage
+		err := d.object(func(name []byte) error {
+			var err error
+			switch string(name) {
+			case "moves":
+				st.Moves, err = d.smallInt()
+			case "time_ms":
+				st.Time, err = d.millis()
+			case "increment_ms":
+				st.Increment, err = d.millis()
+			default:
+				err = d.skip()
+			}
+			return err
+		})
+		out = append(out, st)
+		return err
+	})
+	return out, err
+}
+
+func (d *decoder) participantControl() (*ParticipantControl, error) {
+	if d.null() {
+		return nil, nil
+	}
+	c := new(ParticipantControl)
+	err := d.object(func(name []byte) error {
+		var err error
+		switch string(name) {
+		case "increment_ms":
+			c.Increment, err = d.millis()
+		case "delay_ms":
+			c.Delay, err = d.millis()
+		default:
+			err = d.skip()
+		}
+		return err
+	})
+	return c, err
 }
 
 func (d *decoder) lag() (*LagCompensation, error) {

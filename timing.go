@@ -18,10 +18,19 @@ func (s *State) cycleElapsedAt(now time.Time) time.Duration {
 }
 
 // charged returns the part of a cycle of length e that runs down the bank
-// during the cycle: all of it, but for a simple delay.
+// of the active participant during the cycle: all of it, but for a simple
+// delay, and none of an untimed turn.
 func (s *State) charged(e time.Duration) time.Duration {
-	if s.Mode == ModePerParticipant && s.DelayMode == DelaySimple {
-		return max(e-s.Delay, 0)
+	if s.Mode != ModePerParticipant {
+		return e
+	}
+	if s.untimed() {
+		return 0
+	}
+	if s.DelayMode == DelaySimple {
+		if p := s.Participant(s.ActiveParticipantID); p != nil {
+			return max(e-s.delayOf(p), 0)
+		}
 	}
 	return e
 }
@@ -54,10 +63,17 @@ func (s *State) limit() (time.Duration, bool) {
 		if p == nil {
 			return 0, false
 		}
-		if s.DelayMode == DelaySimple {
-			return p.TotalTime + s.Delay, true
+		if s.untimed() {
+			return s.FirstMoveTimeout, s.FirstMoveTimeout > 0
 		}
-		return p.TotalTime + s.reserve(p), true
+		l := p.TotalTime + s.reserve(p)
+		if s.DelayMode == DelaySimple {
+			l += s.delayOf(p)
+		}
+		if s.MoveLimit > 0 {
+			l = min(l, s.MoveLimit)
+		}
+		return l, true
 	case ModePerGroup:
 		if p == nil {
 			return 0, false
@@ -105,7 +121,7 @@ func (s *State) RemainingAt(now time.Time) time.Duration {
 		if p == nil {
 			return 0
 		}
-		return max(p.TotalTime+s.reserve(p)-s.charged(e), 0)
+		return s.participantRemaining(p, e)
 	case ModePerGroup:
 		p := s.Participant(s.ActiveParticipantID)
 		if p == nil {
@@ -159,7 +175,7 @@ func (s *State) ParticipantRemainingAt(id string, now time.Time) (time.Duration,
 		if !active {
 			return p.TotalTime + s.reserve(p), nil
 		}
-		return max(p.TotalTime+s.reserve(p)-s.charged(e), 0), nil
+		return s.participantRemaining(p, e), nil
 	case ModePerGroup:
 		g := s.group(p.GroupID)
 		if g == nil {
@@ -176,4 +192,15 @@ func (s *State) ParticipantRemainingAt(id string, now time.Time) (time.Duration,
 		return max(s.TimePerCycle-e, 0), nil
 	}
 	return s.RemainingAt(now), nil
+}
+
+// participantRemaining returns the time the active participant p has left
+// after its turn ran e (ModePerParticipant): its bank and overtime less what
+// the turn drew on them, and no more than the per-move maximum leaves.
+func (s *State) participantRemaining(p *Participant, e time.Duration) time.Duration {
+	r := max(p.TotalTime+s.reserve(p)-s.charged(e), 0)
+	if s.MoveLimit > 0 && !s.untimed() {
+		r = min(r, max(s.MoveLimit-e, 0))
+	}
+	return r
 }

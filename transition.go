@@ -17,7 +17,7 @@ import (
 // time by the server clock, in whole milliseconds: the Used of every
 // transition add up to it. The banks keep the account: over any sequence of
 // transitions, what the banks lost equals the Used of every transition less
-// their Increment, Refund, Added, Compensation and Credit, where a
+// their Increment, Refund, Added, Compensation, Credit and Transferred, where a
 // participant's bank counts its overtime too (its byo-yomi periods, the
 // Canadian block that follows its main time).
 type Transition struct {
@@ -25,7 +25,7 @@ type Transition struct {
 	// EventSessionUpdated, EventSessionStarted, EventCycleSwitched,
 	// EventSessionPaused, EventSessionResumed, EventSessionCompleted,
 	// EventSessionCancelled, EventTimeAdded, EventParticipantExpired,
-	// EventCycleExpired or EventSessionExpired.
+	// EventCycleExpired, EventSessionExpired or EventSessionAborted.
 	Type string
 	// Version is the version the change committed.
 	Version int64
@@ -58,13 +58,17 @@ type Transition struct {
 	// Compensation is the lag compensation the change credited: the part of
 	// From's turn its bank was not charged for (State.Lag).
 	Compensation time.Duration
-	// Credit is what From's overtime credited back at the end of its turn:
-	// the part of a byo-yomi period a move was made in (the period is kept
-	// whole), or what a new Canadian block added to what was left of the
-	// old one.
+	// Credit is what From's time control credited back at the end of its
+	// turn: the part of a byo-yomi period a move was made in (the period is
+	// kept whole), what a new Canadian block added to what was left of the
+	// old one, the time of a stage the move began, or the whole of an
+	// untimed turn.
 	Credit time.Duration
 	// PeriodsUsed is the number of byo-yomi periods From's turn used up.
 	PeriodsUsed int
+	// Transferred is, in an hourglass session, what the switch moved to
+	// To's bank: the time From's bank ran.
+	Transferred time.Duration
 	// Expired lists, in order, the participants whose time ran out in this
 	// change; in ModePerGroup, every member of a group that ran out.
 	Expired []string
@@ -207,6 +211,14 @@ func (s *State) forfeitRounds(late time.Duration, t *Transition) {
 func (s *State) expire(at time.Time, t *Transition) {
 	p := s.Participant(s.ActiveParticipantID)
 	t.At, t.From, t.To = at, p.ID, ""
+	if s.Mode == ModePerParticipant && s.untimed() {
+		// An untimed first move not made in time: the game nobody
+		// started is aborted.
+		s.endTurn(at, false, t)
+		s.finish(StatusCancelled, at)
+		t.Type = EventSessionAborted
+		return
+	}
 	s.endTurn(at, false, t)
 	switch s.Mode {
 	case ModePerCycle:
@@ -250,7 +262,9 @@ func (t *Transition) addExpired(id string, n int) {
 // returns the participants it marked.
 func (s *State) flag(p *Participant) []string {
 	if s.Mode != ModePerGroup {
-		p.TotalTime, p.HasExpired = 0, true
+		// The bank keeps what the turn left: nothing, but when a per-move
+		// maximum ran out first.
+		p.HasExpired = true
 		return []string{p.ID}
 	}
 	if g := s.group(p.GroupID); g != nil {
@@ -325,10 +339,15 @@ func (s *State) endTurnCompensated(at time.Time, completed bool, comp time.Durat
 	t.Used += used
 	t.Compensation += comp
 	var bank *time.Duration
+	untimed := s.untimed()
 	switch s.Mode {
 	case ModePerParticipant:
 		bank = &p.TotalTime
-		s.chargeParticipant(p, used-comp, completed, t)
+		if untimed {
+			t.Credit += used - comp // an untimed turn draws on no bank
+		} else {
+			s.chargeParticipant(p, used-comp, completed, t)
+		}
 	case ModePerGroup:
 		if g := s.group(p.GroupID); g != nil {
 			bank = &g.TotalTime
@@ -341,10 +360,20 @@ func (s *State) endTurnCompensated(at time.Time, completed bool, comp time.Durat
 	if completed || s.Mode == ModePerCycle { // a forfeited turn is a turn too
 		p.CycleCount++
 	}
-	if completed && bank != nil {
-		next := min(*bank+s.Increment, MaxBank)
+	if completed && bank != nil && !untimed {
+		inc := s.Increment
+		if s.Mode == ModePerParticipant {
+			inc = s.incrementOf(p)
+		}
+		next := min(*bank+inc, MaxBank)
+		if s.BankCap > 0 {
+			next = min(next, max(*bank, s.BankCap)) // an increment lifts no bank above the cap
+		}
 		t.Increment += next - *bank
 		*bank = next
+	}
+	if completed && s.Mode == ModePerParticipant {
+		s.beginStages(p, t)
 	}
 }
 
@@ -377,9 +406,15 @@ func (s *State) Start(now time.Time) error {
 		if err := s.refuse("start", StatusPending); err != nil {
 			return err
 		}
-		first := s.nextAfter(s.Participants[len(s.Participants)-1].ID)
+		first := s.ActiveParticipantID // the host's choice
+		if first == "" {
+			first = s.nextAfter(s.Participants[len(s.Participants)-1].ID)
+		}
 		if first == "" {
 			return invalid("participants", "every participant has expired; none can start")
+		}
+		if s.Participant(first).HasExpired {
+			return invalid("active_participant_id", "participant %q has expired and cannot start", first)
 		}
 		s.initControls()
 		s.Status = StatusRunning
@@ -486,8 +521,16 @@ func (s *State) Switch(now time.Time, opts *SwitchOptions) error {
 			return ErrTimeRanOut
 		}
 		mover := s.Participant(from)
+		untimed := s.untimed()
 		s.endTurnCompensated(at, true, comp, t)
-		if s.Lag != nil {
+		if s.Hourglass && !untimed {
+			// The time the mover's bank ran goes to the next to move.
+			next := s.Participant(to)
+			run := min(next.TotalTime+t.Used-comp, MaxBank) - next.TotalTime
+			next.TotalTime += run
+			t.Transferred = run
+		}
+		if s.Lag != nil && !untimed {
 			mover.LagQuota = min(mover.LagQuota+s.Lag.Gain-comp, s.Lag.Max)
 		}
 		s.nextTurn(to, at)

@@ -17,8 +17,9 @@ const (
 	MaxSessionIDBytes = 256
 	// MaxParticipants bounds the participants of one session.
 	MaxParticipants = 1000
-	// MaxBank bounds every bank and time control of a session.
-	MaxBank = 24 * time.Hour
+	// MaxBank bounds every bank and time control of a session: a year, for
+	// correspondence games of days per move and months in all.
+	MaxBank = 365 * 24 * time.Hour
 	// MaxMetadataKeys bounds the number of metadata entries.
 	MaxMetadataKeys = 64
 	// MaxMetadataBytes bounds the metadata keys and values together.
@@ -98,6 +99,9 @@ func (s *State) Validate() error {
 		return err
 	}
 	if err := s.validateOvertime(); err != nil {
+		return err
+	}
+	if err := s.validateStages(); err != nil {
 		return err
 	}
 	if err := s.validateLifecycle(); err != nil {
@@ -206,6 +210,9 @@ func (s *State) validateLifecycle() error {
 			return invalid("active_participant_id", "a paused session needs the participant whose turn it is")
 		}
 	case StatusPending:
+		if active != nil && active.HasExpired { // the host's choice of who starts
+			return invalid("active_participant_id", "participant %q has expired and cannot start", active.ID)
+		}
 		return s.validateStartingBanks()
 	default: // finished
 		if s.ActiveParticipantID != "" {

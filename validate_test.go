@@ -36,17 +36,17 @@ func TestValidationRules(t *testing.T) {
 		{"non-printable participant ID", "participants[0].participant_id", func(s *synckairos.State) { s.Participants[0].ID = "\x00" }},
 		{"non-printable group ID", "participants[0].group_id", func(s *synckairos.State) { s.Participants[0].GroupID = "\t" }},
 		{"negative participant bank", "participants[1].total_time_ms", func(s *synckairos.State) { s.Participants[1].TotalTime = -time.Second }},
-		{"participant bank over 24h", "participants[0].total_time_ms", func(s *synckairos.State) { s.Participants[0].TotalTime = 25 * time.Hour }},
+		{"participant bank over MaxBank", "participants[0].total_time_ms", func(s *synckairos.State) { s.Participants[0].TotalTime = synckairos.MaxBank + time.Hour }},
 		{"negative time used", "participants[0].time_used_ms", func(s *synckairos.State) { s.Participants[0].TimeUsed = -1 }},
 		{"negative cycle count", "participants[0].cycle_count", func(s *synckairos.State) { s.Participants[0].CycleCount = -1 }},
 		{"unknown mode", "mode", func(s *synckairos.State) { s.Mode = "blitz" }},
 		{"empty mode", "mode", func(s *synckairos.State) { s.Mode = "" }},
 		{"unknown status", "status", func(s *synckairos.State) { s.Status = "done" }},
 		{"negative total time", "total_time_ms", func(s *synckairos.State) { s.TotalTime = -time.Millisecond }},
-		{"total time over 24h", "total_time_ms", func(s *synckairos.State) { s.TotalTime = 24*time.Hour + time.Millisecond }},
+		{"total time over MaxBank", "total_time_ms", func(s *synckairos.State) { s.TotalTime = synckairos.MaxBank + time.Millisecond }},
 		{"negative time per cycle", "time_per_cycle_ms", func(s *synckairos.State) { s.TimePerCycle = -time.Second }},
 		{"negative increment", "increment_ms", func(s *synckairos.State) { s.Increment = -time.Second }},
-		{"max time over 24h", "max_time_ms", func(s *synckairos.State) { s.MaxTime = 48 * time.Hour }},
+		{"max time over MaxBank", "max_time_ms", func(s *synckairos.State) { s.MaxTime = 2 * synckairos.MaxBank }},
 		{"unknown active participant", "active_participant_id", func(s *synckairos.State) { s.ActiveParticipantID = "ghost" }},
 		{"time before 1970", "cycle_started_at", func(s *synckairos.State) {
 			t := time.Date(1969, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -82,6 +82,30 @@ func TestValidationRules(t *testing.T) {
 		}},
 		{"lag compensation without a maximum", "lag.max_ms", func(s *synckairos.State) {
 			s.Lag = &synckairos.LagCompensation{Gain: 100 * time.Millisecond}
+		}},
+		{"a stage of no time", "stages[0].time_ms", func(s *synckairos.State) { s.Stages = []synckairos.Stage{{Moves: 40}} }},
+		{"stages by moves out of order", "stages[1].moves", func(s *synckairos.State) {
+			s.Stages = []synckairos.Stage{{Moves: 40, Time: time.Minute}, {Moves: 30, Time: time.Minute}}
+		}},
+		{"a stage by moves after one by time", "stages[1].moves", func(s *synckairos.State) {
+			s.Stages = []synckairos.Stage{{Time: time.Minute}, {Moves: 30, Time: time.Minute}}
+		}},
+		{"stages with overtime", "stages", func(s *synckairos.State) {
+			s.Increment = 0
+			s.Overtime = &synckairos.Overtime{Kind: synckairos.OvertimeByoYomi, Periods: 5, Period: 30 * time.Second}
+			s.Stages = []synckairos.Stage{{Moves: 40, Time: time.Minute}}
+		}},
+		{"a participant beyond the stages", "participants[0].stage", func(s *synckairos.State) { s.Participants[0].Stage = 1 }},
+		{"hourglass with an increment", "hourglass", func(s *synckairos.State) { s.Hourglass = true }},
+		{"a negative bank cap", "bank_cap_ms", func(s *synckairos.State) { s.BankCap = -time.Second }},
+		{"a per-move maximum over MaxBank", "move_limit_ms", func(s *synckairos.State) { s.MoveLimit = synckairos.MaxBank + time.Hour }},
+		{"a first-move timeout without untimed moves", "first_move_timeout_ms", func(s *synckairos.State) { s.FirstMoveTimeout = time.Minute }},
+		{"more untimed moves than two rounds", "untimed_moves", func(s *synckairos.State) { s.UntimedMoves = 7 }},
+		{"a participant's delay without a delay mode", "participants[1].control.delay_ms", func(s *synckairos.State) {
+			s.Participants[1].Control = &synckairos.ParticipantControl{Delay: time.Second}
+		}},
+		{"a participant's negative increment", "participants[1].control.increment_ms", func(s *synckairos.State) {
+			s.Participants[1].Control = &synckairos.ParticipantControl{Increment: -time.Second}
 		}},
 		{"initial lag quota above the maximum", "lag", func(s *synckairos.State) {
 			s.Lag = &synckairos.LagCompensation{Gain: 100 * time.Millisecond, Initial: time.Second, Max: 700 * time.Millisecond}
@@ -159,9 +183,9 @@ func TestValidationLimitsAreInclusive(t *testing.T) {
 
 func TestStateErrorMessage(t *testing.T) {
 	s := newState("m", 2)
-	s.Participants[1].TotalTime = 25 * time.Hour
+	s.Participants[1].TotalTime = synckairos.MaxBank + time.Hour
 	err := s.Validate()
-	want := "synckairos: invalid state: participants[1].total_time_ms: 25h0m0s, want at most 24h0m0s"
+	want := "synckairos: invalid state: participants[1].total_time_ms: 8761h0m0s, want at most 8760h0m0s"
 	if err == nil || err.Error() != want {
 		t.Fatalf("error %q, want %q", err, want)
 	}
