@@ -374,10 +374,22 @@ func controlStates() map[string]*synckairos.State {
 			s.Increment = 2 * time.Second
 			s.Lag = &synckairos.LagCompensation{Gain: time.Second, Initial: 3 * time.Second, Max: 7 * time.Second, Grace: 2 * time.Second}
 		}),
+		"stages": running("stages", time.Hour, func(s *synckairos.State) {
+			s.Increment = 2 * time.Second
+			s.Stages = []synckairos.Stage{{Moves: 1 << 30, Time: 30 * time.Minute, Increment: 30 * time.Second}, {Time: 5 * time.Minute}}
+		}),
+		"hourglass": running("hourglass", time.Hour, func(s *synckairos.State) { s.Hourglass = true }),
+		"capped": running("capped", time.Hour, func(s *synckairos.State) {
+			s.Increment, s.BankCap, s.MoveLimit = 2*time.Second, 2*time.Hour, 72*time.Hour
+		}),
+		"own": running("own", time.Hour, func(s *synckairos.State) {
+			s.Increment, s.Delay, s.DelayMode = 2*time.Second, 5*time.Second, synckairos.DelayBronstein
+			s.Participants[0].Control = &synckairos.ParticipantControl{Delay: 2 * time.Second}
+		}),
 	}
 }
 
-var controlNames = []string{"fischer", "byoyomi", "canadian", "lag"}
+var controlNames = []string{"fischer", "byoyomi", "canadian", "lag", "stages", "hourglass", "capped", "own"}
 
 // BenchmarkSwitchControls measures SwitchCycle on the real Redis under each
 // time control, in turn in the same loop, against the plain Fischer switch:
