@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -181,8 +182,12 @@ func TestControlsAgainstModel(t *testing.T) {
 	ms := func(lo, hi int) time.Duration { return time.Duration(lo+rng.IntN(hi-lo+1)) * time.Millisecond }
 	seen := map[string]int{}
 	for game := range 1600 {
+		ids := []string{"a", "b", "c"}[:2+rng.IntN(2)]
 		s := &synckairos.State{SessionID: fmt.Sprint("ctl-", game), Mode: synckairos.ModePerParticipant,
-			Status: synckairos.StatusPending, Version: 1, Participants: players(0, "a", "b")}
+			Status: synckairos.StatusPending, Version: 1, Participants: players(0, ids...)}
+		if rng.IntN(2) == 0 {
+			s.OnExpiry = synckairos.ExpiryContinue
+		}
 		var proto mclock
 		variant := controlVariants[game%len(controlVariants)]
 		lagged := rng.IntN(2) == 0
@@ -223,7 +228,7 @@ func TestControlsAgainstModel(t *testing.T) {
 				s.DelayMode = []synckairos.DelayMode{"", synckairos.DelaySimple, synckairos.DelayBronstein}[d]
 				s.Delay = ms(1, 300)
 			}
-			for _, id := range []string{"a", "b"} {
+			for _, id := range ids {
 				if rng.IntN(2) == 0 {
 					c := &synckairos.ParticipantControl{Increment: ms(0, 300)}
 					if s.DelayMode != "" {
@@ -299,34 +304,56 @@ func TestControlsAgainstModel(t *testing.T) {
 			t.Fatalf("game %d: %s started, want %s", game, s.LastTransition.To, cmp.Or(starter, "a"))
 		}
 		commit("start")
-		turn := 0
+		gracedAt := func(id string) time.Duration {
+			if lag == nil {
+				return 0
+			}
+			return min(lag.grace, quota[id])
+		}
+		out := map[string]bool{}
+		nextOf := func(id string) string {
+			i := slices.Index(ids, id)
+			for k := 1; k <= len(ids); k++ {
+				if n := ids[(i+k)%len(ids)]; !out[n] {
+					return n
+				}
+			}
+			return ""
+		}
+		mturn := int64(1)         // the model's turn number
+		carry := time.Duration(0) // how long the running turn has run at now
 		for step := 0; step < 80 && s.Status == synckairos.StatusRunning; step++ {
 			id := s.ActiveParticipantID
 			c := clocks[id]
-			turn++
-			c.untimed = turn <= s.UntimedMoves
+			c.untimed = mturn <= int64(s.UntimedMoves)
+			if s.Turn != mturn {
+				t.Fatalf("game %d step %d: turn %d, model %d", game, step, s.Turn, mturn)
+			}
 			limit := c.limit()
+			left := max(limit-carry, 0)
 			var e time.Duration
 			switch r := rng.IntN(40); {
 			case r == 0:
-				e = max(limit-time.Millisecond, 0)
+				e = max(limit-time.Millisecond, carry)
 			case r == 1:
-				e = limit
+				e = max(limit, carry)
 			case r <= 3:
-				e = limit + ms(1, 120)
-			case r <= 6:
-				e = ms(0, int(limit/time.Millisecond)+100)
+				e = max(limit, carry) + ms(1, 120)
+			case r == 4: // long past: the next may run out too
+				e = max(limit, carry) + ms(0, 4000)
+			case r <= 7:
+				e = carry + ms(0, int(left/time.Millisecond)+100)
 			default: // most moves take a part of what is left
-				e = ms(0, int(limit/time.Millisecond)/3)
+				e = carry + ms(0, int(left/time.Millisecond)/3)
 			}
 			// A look at the clock on the way, and perhaps a pause.
-			var ran time.Duration
-			if x := ms(0, int(e/time.Millisecond)); x < limit {
+			ran := carry
+			if x := carry + ms(0, int((e-carry)/time.Millisecond)); x < limit {
 				model := *c
 				for range x / time.Millisecond {
 					model.tick()
 				}
-				r, err := s.ReadingAt(id, now.Add(x))
+				r, err := s.ReadingAt(id, now.Add(x-carry))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -336,7 +363,7 @@ func TestControlsAgainstModel(t *testing.T) {
 				}
 				checkReading(t, game, step, s, r, model, remaining)
 				if rng.IntN(5) == 0 {
-					now = now.Add(x)
+					now = now.Add(x - carry)
 					if err := s.Pause(now); err != nil {
 						t.Fatalf("game %d step %d: pause: %v", game, step, err)
 					}
@@ -354,42 +381,82 @@ func TestControlsAgainstModel(t *testing.T) {
 				reported = ms(0, 300)
 			}
 			// The model's verdict.
-			comp, grace := time.Duration(0), time.Duration(0)
+			comp, grace := time.Duration(0), gracedAt(id)
 			if lag != nil && !c.untimed {
 				comp = min(reported, quota[id], e)
-				grace = min(lag.grace, quota[id])
+			}
+			if c.untimed {
+				grace = 0
 			}
 			accepted := e-comp < limit && e < limit+grace
 			now = now.Add(e - ran)
 			before := availableAll(s)
-			next := s.Participants[0].ID
-			if id == next {
-				next = s.Participants[1].ID
-			}
+			next := nextOf(id)
 			err := s.Switch(now, &synckairos.SwitchOptions{From: id, Lag: reported})
 			tr := s.LastTransition
 			if !accepted {
-				var te *synckairos.TransitionError
-				if !errors.As(err, &te) {
-					t.Fatalf("game %d step %d (%s): %s moved at %v of %v (lag %v, comp %v, grace %v): %v, want flagged", game, step, variant, id, e, limit, reported, comp, grace, err)
+				// The mover's time ran out at its deadline; with
+				// ExpiryContinue the next goes on from there, and runs out
+				// too if its own deadline and grace are past.
+				deadline := now.Add(limit - e)
+				late := e - limit
+				flagged, used := []string{id}, limit
+				status, active := synckairos.StatusExpired, ""
+				switch {
+				case c.untimed:
+					status = synckairos.StatusCancelled
+				case s.OnExpiry == synckairos.ExpiryContinue:
+					out[id] = true
+					cur := id
+					for len(ids)-len(out) >= 2 {
+						n := nextOf(cur)
+						mturn++
+						nc := clocks[n]
+						nc.untimed = mturn <= int64(s.UntimedMoves)
+						l := nc.limit()
+						if late < l+gracedAt(n) { // (untimed turns are the first: none follows a flag)
+							status, active, carry = synckairos.StatusRunning, n, late
+							break
+						}
+						out[n] = true
+						flagged, used, late, cur = append(flagged, n), used+l, late-l, n
+					}
 				}
 				want := synckairos.EventSessionExpired
-				if c.untimed {
+				switch {
+				case c.untimed:
 					want = synckairos.EventSessionAborted
+				case status == synckairos.StatusRunning:
+					want = synckairos.EventParticipantExpired
 				}
-				if tr.Type != want || !tr.At.Equal(now.Add(limit-e)) || tr.From != id {
-					t.Fatalf("game %d step %d (%s): the flag: %v, want %s at %v", game, step, variant, tr, want, now.Add(limit-e))
+				var te *synckairos.TransitionError
+				var ue *synckairos.TurnError
+				if status == synckairos.StatusRunning && !errors.As(err, &ue) || status != synckairos.StatusRunning && !errors.As(err, &te) {
+					t.Fatalf("game %d step %d (%s): %s moved at %v of %v (lag %v, comp %v, grace %v): %v, want refused (%s)", game, step, variant, id, e, limit, reported, comp, grace, err, status)
+				}
+				if tr.Type != want || !tr.At.Equal(deadline.Add(used-limit)) || tr.Used != used || s.Status != status ||
+					s.ActiveParticipantID != active || (!c.untimed && !slices.Equal(tr.Expired, flagged)) {
+					t.Fatalf("game %d step %d (%s): the flag: %v expired %v, %s, %q active; want %s at %v of %v, %v, %s, %q", game, step, variant,
+						tr, tr.Expired, s.Status, s.ActiveParticipantID, want, deadline.Add(used-limit), used, flagged, status, active)
 				}
 				seen["flag"]++
+				if len(flagged) > 1 {
+					seen["chained flags"]++
+				}
+				if status == synckairos.StatusRunning {
+					seen["went on after a flag"]++
+				}
 				if lost, credited := before-availableAll(s), tr.Used-tr.Credit-tr.Refund; lost != credited {
 					t.Fatalf("game %d step %d (%s): the flag took %v, used %v", game, step, variant, lost, credited)
 				}
 				commit("flag")
-				break
+				continue
 			}
 			if err != nil {
 				t.Fatalf("game %d step %d (%s): %s moved at %v of %v (lag %v, comp %v): %v", game, step, variant, id, e, limit, reported, comp, err)
 			}
+			carry = 0
+			mturn++
 			seen["move"]++
 			if e >= limit {
 				seen["saved by lag within the grace"]++
@@ -420,8 +487,8 @@ func TestControlsAgainstModel(t *testing.T) {
 			if lag != nil && !c.untimed {
 				quota[id] = min(quota[id]+lag.gain-comp, lag.max)
 			}
-			if tr.Used != e || tr.Compensation != comp {
-				t.Fatalf("game %d step %d: used %v, compensation %v; want %v, %v", game, step, tr.Used, tr.Compensation, e, comp)
+			if tr.Used != e || tr.Compensation != comp || tr.To != next {
+				t.Fatalf("game %d step %d: used %v, compensation %v, to %s; want %v, %v, %s", game, step, tr.Used, tr.Compensation, tr.To, e, comp, next)
 			}
 			if got, want := before-availableAll(s), tr.Used-tr.Increment-tr.Refund-tr.Compensation-tr.Credit-tr.Transferred; got != want {
 				t.Fatalf("game %d step %d (%s): %v: time lost %v, want %v", game, step, variant, tr, got, want)
@@ -436,7 +503,8 @@ func TestControlsAgainstModel(t *testing.T) {
 		}
 	}
 	t.Logf("%v", seen)
-	for _, what := range []string{"flag", "move", "saved by lag within the grace", "credit", "transferred", "untimed move", "periods used", "stage begun"} {
+	for _, what := range []string{"flag", "move", "saved by lag within the grace", "credit", "transferred", "untimed move", "periods used", "stage begun",
+		"chained flags", "went on after a flag"} {
 		if seen[what] == 0 {
 			t.Errorf("no %s in any game: the test does not test it", what)
 		}

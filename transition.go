@@ -151,13 +151,18 @@ func (s *State) expireDue(now time.Time) bool {
 	return true
 }
 
-// settle applies, as of their deadlines, the expiries due at now, and
-// returns their facts, or nil when none was due.
-func (s *State) settle(now time.Time) *Transition { return s.settleAfter(now, false) }
-
-// settleAfter is settle; with grace, an expiry is due only once the flag
-// grace after its deadline has passed.
+// settleAfter applies, as of their deadlines, the expiries due at now, and
+// returns their facts, or nil when none was due; with grace, an expiry is
+// due only once the flag grace after its deadline has passed.
 func (s *State) settleAfter(now time.Time, grace bool) *Transition {
+	return s.settleFrom(now, grace, false)
+}
+
+// settleFrom is settleAfter; with graceAfterFirst, the running turn's
+// expiry is applied at its deadline and only the turns after it wait out
+// their grace (a switch too late for its lag: the next to move may yet
+// send a lagged move of its own).
+func (s *State) settleFrom(now time.Time, grace, graceAfterFirst bool) *Transition {
 	var t *Transition
 	n := len(s.Participants)
 	// At most every participant runs out once, but in ModePerCycle, where
@@ -165,13 +170,13 @@ func (s *State) settleAfter(now time.Time, grace bool) *Transition {
 	// at once, after the first.
 	for i := 0; i < 4*n+4; i++ {
 		d, ok := s.Deadline()
-		if ok && grace {
+		if ok && (grace || graceAfterFirst && i > 0) {
 			d = d.Add(s.grace())
 		}
 		if !ok || d.After(now) {
 			break
 		}
-		if grace {
+		if grace || graceAfterFirst {
 			d, _ = s.Deadline() // time ran out at the deadline itself
 		}
 		if t == nil {
@@ -517,7 +522,7 @@ func (s *State) Switch(now time.Time, opts *SwitchOptions) error {
 		if l, ok := s.limit(); ok && e-comp >= l {
 			// Within the flag grace, but the lag it reports does not
 			// bring the move back before the deadline: too late.
-			s.LastTransition = s.settle(at)
+			s.LastTransition = s.settleFrom(at, false, true)
 			return ErrTimeRanOut
 		}
 		mover := s.Participant(from)
