@@ -100,7 +100,7 @@ func (s *State) reserve(p *Participant) time.Duration {
 // applied: min(Lag.Grace, the mover's quota); zero without lag
 // compensation.
 func (s *State) grace() time.Duration {
-	if s.Lag == nil || s.Lag.Grace == 0 {
+	if s.Lag == nil || s.Lag.Grace == 0 || s.untimed() {
 		return 0
 	}
 	p := s.Participant(s.ActiveParticipantID)
@@ -144,13 +144,22 @@ func (s *State) chargeParticipant(p *Participant, run time.Duration, completed b
 	t.Refund += refund
 	ov := s.Overtime
 	if ov == nil {
-		p.TotalTime += refund - run
-		// A bank run out goes on in the stages by time that follow it.
+		// A simple delay runs before the bank; a Bronstein refund comes
+		// after the move, once the bank has run (into the stages by time
+		// that follow it, when it ran out).
+		charge := run
+		if s.DelayMode == DelaySimple {
+			charge -= refund
+		}
+		p.TotalTime -= charge
 		for p.TotalTime < 0 && p.Stage < len(s.Stages) && s.Stages[p.Stage].Moves == 0 {
 			p.TotalTime += s.Stages[p.Stage].Time
 			p.Stage++
 		}
 		p.TotalTime = max(p.TotalTime, 0)
+		if s.DelayMode != DelaySimple {
+			p.TotalTime += refund
+		}
 		return
 	}
 	switch ov.Kind {
@@ -277,9 +286,10 @@ type Reading struct {
 	// far (a simple delay draws nothing until it is over); in the other
 	// modes, Remaining.
 	Main time.Duration
-	// Delay is the delay left in the running turn: the part of a simple
-	// delay still to run before the bank does, or the part of a Bronstein
-	// delay the move would not yet get back in full. Zero when not running.
+	// Delay is the delay left in the turn in progress (running or paused):
+	// the part of a simple delay still to run before the bank does, or the
+	// part of a Bronstein delay the move would not yet get back in full.
+	// Zero when no turn is in progress.
 	Delay time.Duration
 	// InOvertime reports whether the main time is used up and the clock
 	// runs on its overtime.
@@ -302,7 +312,7 @@ type Reading struct {
 	// once the turn has run State.FirstMoveTimeout.
 	Untimed bool
 	// MoveLeft is the time left of the per-move maximum (State.MoveLimit)
-	// in the running turn; zero without one or when not running.
+	// in the turn in progress; zero without one or when no turn is.
 	MoveLeft time.Duration
 	// Expired reports whether the participant ran out of time: as written,
 	// or at now, before the expiry is written.
@@ -335,10 +345,11 @@ func (s *State) ReadingAt(participantID string, now time.Time) (Reading, error) 
 	if active {
 		e = s.cycleElapsedAt(now)
 		r.Untimed = s.untimed()
-		if d := s.delayOf(p); d > 0 && !r.Untimed {
+		inTurn := (s.Status == StatusRunning || s.Status == StatusPaused) && !r.Untimed
+		if d := s.delayOf(p); d > 0 && inTurn {
 			r.Delay = max(d-e, 0)
 		}
-		if s.MoveLimit > 0 && !r.Untimed && s.Status != StatusPending {
+		if s.MoveLimit > 0 && inTurn {
 			r.MoveLeft = max(s.MoveLimit-e, 0)
 		}
 	}

@@ -213,6 +213,10 @@ func TestControlsAgainstModel(t *testing.T) {
 				s.Stages = append(s.Stages, synckairos.Stage{Time: ms(1, 500), Increment: ms(0, 200)})
 			}
 			proto = mclock{inc: s.Increment, stages: s.Stages}
+			if d := rng.IntN(3); d > 0 {
+				s.DelayMode = []synckairos.DelayMode{"", synckairos.DelaySimple, synckairos.DelayBronstein}[d]
+				s.Delay = ms(1, 300)
+			}
 		case "hourglass":
 			s.Hourglass = true
 		case "cap and per-move maximum":
@@ -253,7 +257,7 @@ func TestControlsAgainstModel(t *testing.T) {
 			p := &s.Participants[i]
 			c := proto
 			c.main = ms(0, 1500)
-			if s.Overtime == nil && len(s.Stages) == 0 || s.Stages != nil && s.Stages[len(s.Stages)-1].Moves > 0 {
+			if s.Overtime == nil { // only overtime lets a main time start at zero here
 				c.main = ms(1, 2000)
 			}
 			if oc := own[p.ID]; oc != nil {

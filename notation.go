@@ -50,6 +50,7 @@ func (c TimeControl) NewSession(id string, participants ...string) *State {
 	for _, id := range participants {
 		s.Participants = append(s.Participants, Participant{ID: id, TotalTime: c.Base})
 	}
+	s.initControls() // byo-yomi periods, as CreateSession would
 	return s
 }
 
@@ -99,7 +100,6 @@ func ParseTimeControl(text string) (TimeControl, error) {
 		return TimeControl{}, err
 	}
 	s := c.NewSession("parse", "a", "b")
-	s.initControls()
 	if err := s.Validate(); err != nil {
 		// Point at what the rule is about.
 		at := 0

@@ -597,7 +597,9 @@ func (s *State) end(now time.Time, transition string, to Status, typ string, fro
 		if err := s.refuse(transition, from...); err != nil {
 			return err
 		}
-		s.endTurn(at, false, t)
+		if s.Status != StatusPending { // a pending session has no turn to charge
+			s.endTurn(at, false, t)
+		}
 		s.finish(to, at)
 		return nil
 	})
