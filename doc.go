@@ -226,6 +226,27 @@ last_transition. docs/WIRE.md in the repository documents the format and its
 versions for readers in other languages. Broadcasts go to
 <prefix>ws:<sessionID>.
 
+# Game over, once
+
+Every instance hears a session end; the host's end-of-game work (results,
+ratings, payouts) should run once. With Config.QueueFinishes, the write
+that finishes a session (expired, completed or cancelled: the status
+before was not final) appends it to its partition's finish stream, in the
+same atomic step, and RunFinisher, which any number of instances may run,
+calls the handler for each finish on one of them:
+
+	m.RunFinisher(ctx, func(ctx context.Context, f synckairos.Finish) error {
+		return results.Record(ctx, f.Key(), f.State) // idempotent on f.Key()
+	}, nil)
+
+A handler error is retried with a backoff, FinisherConfig.MaxAttempts calls
+in all, then given to OnGiveUp. A finisher that dies holding a finish
+loses it to another after FinisherConfig.ClaimAfter (default 10 s). The one
+duplicate left: a finisher killed after its handler returned nil and before
+it removed the finish; Finish.Key ("life/version/sessionID") is the same for
+both calls. It needs only Redis; unused, it costs nothing. On the fake
+(synckairostest), ClaimAfter is counted by the fake clock, like TTLs.
+
 # Audit trail
 
 With Config.Audit on, the script that commits a change also appends it to its

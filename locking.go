@@ -73,7 +73,7 @@ func (m *Manager) write(ctx context.Context, expected int64, next *State, now ti
 	b := next.appendJSON(nil)
 	deadline, _ := next.expiresAt()
 	r, err := m.store.Write(ctx, store.Write{Op: "update", SessionID: next.SessionID, Expected: expected, State: b,
-		EventType: next.LastTransition.Type, At: next.UpdatedAt, Deadline: deadline, Life: next.Life})
+		EventType: next.LastTransition.Type, At: next.UpdatedAt, Deadline: deadline, Life: next.Life, Status: string(next.Status)})
 	if err != nil {
 		return nil, m.storeError("update", next.SessionID, err)
 	}

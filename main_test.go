@@ -21,6 +21,9 @@ import (
 // goroutine outlives the tests. The Redis Cluster, started by the first test
 // that needs it, is stopped after the last.
 func TestMain(m *testing.M) {
+	if os.Getenv(finisherChildEnv) != "" {
+		os.Exit(finisherChild()) // a finisher process of TestFinishOnceAcrossProcesses
+	}
 	code := m.Run()
 	if testCluster != nil {
 		testCluster.Stop()

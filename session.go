@@ -42,7 +42,7 @@ func (m *Manager) CreateSession(ctx context.Context, s *State) (*State, error) {
 	b := next.appendJSON(nil)
 	deadline, _ := next.expiresAt()
 	r, err := m.store.Write(ctx, store.Write{Op: "create", SessionID: next.SessionID, State: b, EventType: EventSessionCreated,
-		At: now, Deadline: deadline, LifeAt: lifeOffset(b)})
+		At: now, Deadline: deadline, LifeAt: lifeOffset(b), Status: string(next.Status)})
 	if err != nil {
 		return nil, m.storeError("create", next.SessionID, err)
 	}
@@ -143,7 +143,7 @@ func (m *Manager) RestoreSession(ctx context.Context, s *State) (*State, error) 
 	next.normalize()
 	deadline, _ := next.expiresAt()
 	r, err := m.store.Write(ctx, store.Write{Op: "restore", SessionID: next.SessionID, Expected: next.Version,
-		State: next.appendJSON(nil), At: now, Deadline: deadline, Life: next.Life})
+		State: next.appendJSON(nil), At: now, Deadline: deadline, Life: next.Life, Status: string(next.Status)})
 	if err != nil {
 		return nil, m.storeError("restore", next.SessionID, err)
 	}

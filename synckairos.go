@@ -128,6 +128,14 @@ type Config struct {
 	// grow until one does. Defaults to false.
 	Audit bool
 
+	// QueueFinishes makes every write that finishes a session (to expired,
+	// completed or cancelled) append it, in the same atomic step, to its
+	// partition's finish stream, from which RunFinisher runs the host's
+	// handler once for it. Run RunFinisher whenever it is on: the streams
+	// grow until one does. Off, finishing costs nothing more. Defaults to
+	// false.
+	QueueFinishes bool
+
 	// WaitReplicas, above 0, makes every write wait until at least this
 	// many replicas of its master have acknowledged it (Redis WAIT), for up
 	// to WaitTimeout. Redis replicates asynchronously: without it, a write
@@ -203,6 +211,7 @@ func (c *Config) WithDefaults() *Config {
 		SubscriptionBuffer:   cmp.Or(c.SubscriptionBuffer, DefaultSubscriptionBuffer),
 		ExpirerInterval:      cmp.Or(c.ExpirerInterval, DefaultExpirerInterval),
 		Audit:                c.Audit,
+		QueueFinishes:        c.QueueFinishes,
 		WaitReplicas:         c.WaitReplicas,
 		WaitBrieflyWhenAlone: c.WaitBrieflyWhenAlone,
 		WaitTimeout:          cmp.Or(c.WaitTimeout, DefaultWaitTimeout),
@@ -298,6 +307,7 @@ func newManager(ctx context.Context, client rueidis.Client, cfg *Config) (*Manag
 	m.store.WaitForReplicas(cfg.WaitReplicas, cfg.WaitTimeout)
 	m.store.WaitBrieflyWhenAlone(cfg.WaitBrieflyWhenAlone)
 	m.store.SetCallTimeout(cfg.CallTimeout)
+	m.store.QueueFinishes(cfg.QueueFinishes)
 	if cfg.Test.Clock == nil {
 		m.clock = clock.NewRedis(client, clockRecalibration, func(err error) {
 			cfg.Logger.Warn("synckairos: clock recalibration failed; keeping the previous offset", "err", err)

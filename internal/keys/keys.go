@@ -100,6 +100,12 @@ func (l Layout) Lives(partition int) string {
 	return l.prefix + l.Tag(partition) + ":lives"
 }
 
+// Finished returns the stream of a partition's finished sessions, which
+// the finish handlers read through a consumer group.
+func (l Layout) Finished(partition int) string {
+	return l.prefix + l.Tag(partition) + ":finished"
+}
+
 // Slot returns the Redis Cluster hash slot of a partition's keys.
 func (l Layout) Slot(partition int) int { return slots.Of(l.Tag(partition)) }
 

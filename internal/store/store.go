@@ -140,6 +140,9 @@ type Store struct {
 	layout keys.Layout
 	ttl    time.Duration
 	audit  bool
+	// finishes makes updates that finish a session append it to the
+	// partition's finish stream.
+	finishes bool
 	// sharded publishes changes and broadcasts on the partitions' sharded
 	// channels (Redis Cluster) rather than on one classic channel.
 	sharded bool
@@ -217,6 +220,10 @@ func New(client rueidis.Client, layout keys.Layout, ttl time.Duration, audit boo
 	return &Store{client: client, layout: layout, ttl: ttl, audit: audit, sharded: sharded}
 }
 
+// QueueFinishes makes every update that finishes a session append it to
+// its partition's finish stream.
+func (s *Store) QueueFinishes(on bool) { s.finishes = on }
+
 // Sharded reports whether changes go to the partitions' sharded channels.
 func (s *Store) Sharded() bool { return s.sharded }
 
@@ -272,6 +279,10 @@ type Write struct {
 	// in place of the placeholder digit at byte LifeAt of State.
 	Life   int64
 	LifeAt int
+	// Status is the status of the state written: an update that moves a
+	// session into a final one appends it to the partition's finish stream,
+	// when the store queues finishes.
+	Status string
 }
 
 // Write runs the write script. A write that fails with ErrTimeout may have
@@ -304,6 +315,13 @@ func (s *Store) write(ctx context.Context, w Write) (Result, error) {
 		publish, channel = "SPUBLISH", s.layout.PartitionUpdates(partition)
 	}
 	keys := []string{s.layout.Session(w.SessionID), s.layout.Outbox(partition), s.layout.Deadlines(partition), s.layout.Lives(partition)}
+	queueFinish := "0"
+	if s.finishes {
+		// Only then: during a slot's migration, Redis refuses (TRYAGAIN) a
+		// script naming a key the importing node does not hold yet.
+		keys = append(keys, s.layout.Finished(partition))
+		queueFinish = "1"
+	}
 	life := strconv.FormatInt(w.Life, 10)
 	if w.Op == "create" {
 		life = strconv.Itoa(w.LifeAt + 1) // Lua counts from 1
@@ -311,7 +329,7 @@ func (s *Store) write(ctx context.Context, w Write) (Result, error) {
 	args := []string{
 		w.Op, strconv.FormatInt(w.Expected, 10), rueidis.BinaryString(w.State), strconv.FormatInt(ttl.Milliseconds(), 10),
 		channel, rueidis.BinaryString(quotedID), eventType, strconv.FormatInt(w.At.UnixMilli(), 10),
-		deadline, w.SessionID, publish, life,
+		deadline, w.SessionID, publish, life, w.Status, queueFinish,
 	}
 	var vals []rueidis.RedisMessage
 	var replicas int64
@@ -642,4 +660,61 @@ func (s *Store) Forget(ctx context.Context, id string) error {
 	bounded, cancel := s.bound(ctx)
 	defer cancel()
 	return s.timedOut(ctx, bounded, s.client.Do(bounded, s.client.B().Zrem().Key(s.layout.Deadlines(s.layout.Partition(id))).Member(id).Build()).Error())
+}
+
+// Deadline is a session's entry in its partition's deadline index.
+type Deadline struct {
+	ID string
+	At time.Time
+}
+
+// Deadlines returns the whole deadline index of a partition.
+func (s *Store) Deadlines(ctx context.Context, partition int) ([]Deadline, error) {
+	bounded, cancel := s.bound(ctx)
+	defer cancel()
+	zs, err := s.client.Do(bounded, s.client.B().Zrange().Key(s.layout.Deadlines(partition)).Min("0").Max("-1").Withscores().Build()).AsZScores()
+	if err != nil {
+		return nil, s.timedOut(ctx, bounded, err)
+	}
+	out := make([]Deadline, len(zs))
+	for i, z := range zs {
+		out[i] = Deadline{ID: z.Member, At: time.UnixMilli(int64(z.Score)).UTC()}
+	}
+	return out, nil
+}
+
+// Overdue returns up to limit sessions of a partition whose deadline is at
+// or before upTo.
+func (s *Store) Overdue(ctx context.Context, partition int, upTo time.Time, limit int) ([]string, error) {
+	bounded, cancel := s.bound(ctx)
+	defer cancel()
+	ids, err := s.client.Do(bounded, s.client.B().Zrange().Key(s.layout.Deadlines(partition)).Min("-inf").
+		Max(strconv.FormatInt(upTo.UnixMilli(), 10)).Byscore().Limit(0, int64(limit)).Build()).AsStrSlice()
+	return ids, s.timedOut(ctx, bounded, err)
+}
+
+// Heartbeat records that member runs until until, in the sorted set key of
+// the running members, drops the members silent since now, and returns the
+// members left, all in one round trip.
+func (s *Store) Heartbeat(ctx context.Context, key, member string, now, until time.Time) ([]string, error) {
+	bounded, cancel := s.bound(ctx)
+	defer cancel()
+	res := s.client.DoMulti(bounded,
+		s.client.B().Zadd().Key(key).ScoreMember().ScoreMember(float64(until.UnixMilli()), member).Build(),
+		s.client.B().Zremrangebyscore().Key(key).Min("-inf").Max("(" + strconv.FormatInt(now.UnixMilli(), 10)).Build(),
+		s.client.B().Zrange().Key(key).Min("0").Max("-1").Build())
+	for _, r := range res[:2] {
+		if err := r.Error(); err != nil {
+			return nil, s.timedOut(ctx, bounded, err)
+		}
+	}
+	members, err := res[2].AsStrSlice()
+	return members, s.timedOut(ctx, bounded, err)
+}
+
+// Leave removes member from the sorted set key of the running members.
+func (s *Store) Leave(ctx context.Context, key, member string) error {
+	bounded, cancel := s.bound(ctx)
+	defer cancel()
+	return s.timedOut(ctx, bounded, s.client.Do(bounded, s.client.B().Zrem().Key(key).Member(member).Build()).Error())
 }

@@ -22,6 +22,11 @@ local session_id = ARGV[10]
 local publish = ARGV[11]     -- 'PUBLISH', or 'SPUBLISH' to a channel of the partition's slot
 local life = ARGV[12]        -- update, restore: the state's life; create: the byte
                              -- offset of the life's placeholder digit in the state
+local finished = KEYS[5]     -- the partition's finish stream (same hash slot), when queued
+local status = ARGV[13]      -- the status of the state written
+local queue_finish = ARGV[14] == '1' -- append a finish to the finish stream
+
+local FINAL = {expired = true, completed = true, cancelled = true}
 
 local OK, NOT_FOUND, CONFLICT, EXISTS, CORRUPT = 1, 0, 2, 3, 4
 
@@ -78,12 +83,25 @@ else
   end
 end
 
+-- A session that finishes: an update from a status not final to a final
+-- one. The status before is the hash's field 'st'; a session last written
+-- before that field was kept has its state decoded instead.
+local finishes = false
+if queue_finish and op == 'update' and FINAL[status] then
+  local before = redis.call('HGET', key, 'st')
+  if not before then
+    local ok, old = pcall(cjson.decode, redis.call('HGET', key, 's') or '')
+    before = ok and type(old) == 'table' and old.status or ''
+  end
+  finishes = not FINAL[before]
+end
+
 local kind
 if op == 'delete' then
   redis.call('DEL', key)
   kind = 'deleted'
 else
-  redis.call('HSET', key, 'v', next_version, 's', state, 'l', life)
+  redis.call('HSET', key, 'v', next_version, 's', state, 'l', life, 'st', status)
   redis.call('PEXPIRE', key, ttl_ms)
   if op == 'create' then kind = 'created'
   elseif op == 'update' then kind = 'updated'
@@ -108,6 +126,10 @@ end
 if event_type ~= '' then
   redis.call('XADD', outbox, '*', 'sid', session_json, 'life', life, 'v', next_version,
     'type', event_type, 'ts', at_ms, 'state', state)
+end
+
+if finishes then
+  redis.call('XADD', finished, '*', 'sid', session_json, 'life', life, 'v', next_version, 'state', state)
 end
 
 return {OK, next_version, life}
