@@ -103,7 +103,11 @@ would: a late switch never rescues a flagged player (it is refused), and a
 pause or a resignation then applies to the state the expiry left.
 Every write of a running session records its next deadline in its
 partition's deadline index, and RunExpirer, which any number of instances
-may run, applies the expiries on time, each exactly once. A running
+may run, applies the expiries on time, each exactly once. It sleeps until
+the next deadline it knows of (it hears every change the instances
+publish), sending Redis a few commands a second while idle, and the
+instances running it share the partitions rather than race for each
+deadline (rendezvous hashing over a heartbeat; the others stand by). A running
 session's key lives at least until its deadline plus Config.SessionTTL; one
 with no deadline (untimed turns, a stopwatch without MaxTime), like a paused
 one, lives Config.SessionTTL after its last write.
@@ -328,9 +332,9 @@ Config.CallTimeout (1 s by default): a call on a session whose node is down
 fails then with an *UnavailableError (ErrUnavailable), distinct from a
 conflict, instead of being retried by the client until the caller's
 deadline; a write that fails so may have been committed (a switch naming
-its Turn may be sent again). The expirer polls each master's partitions on
+its Turn may be sent again). The expirer applies each master's expiries on
 their own, so that one node down delays none of the other masters'
-expiries (tested: p99 31 ms late while a master was down). Run the cluster
+expiries. Run the cluster
 with cluster-require-full-coverage no: with Redis's default, every master
 refuses all commands (CLUSTERDOWN) from the moment a master is marked
 failed until its replica has taken over.

@@ -1,190 +1,600 @@
 package synckairos
 
 import (
+	"container/heap"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 )
 
-// expirerBatch bounds the due sessions taken from one partition per poll,
-// and expirerWorkers the expiries applied at once by one node's poll.
+// The expirer's rhythm.
 const (
-	expirerBatch   = 256
-	expirerWorkers = 32
-)
-
-// expirerRegroup is how often the expirer learns again which node serves
-// which partition; after a failed poll, it does so sooner, but not more
-// often than expirerRegroupAfterFailure.
-const (
-	expirerRegroup             = 5 * time.Second
-	expirerRegroupAfterFailure = 100 * time.Millisecond
+	// expirerHeartbeat is how often a running expirer says so, in the
+	// sorted set <prefix>expirers, and learns who else runs.
+	expirerHeartbeat = time.Second
+	// expirerMemberTTL is how long an expirer that stopped saying so counts
+	// as running; one that could not say so for that long acts alone.
+	expirerMemberTTL = 3 * time.Second
+	// expirerBackupStep is how late the k-th backup of a partition applies
+	// an expiry its owner has not: k × expirerBackupStep after it is due.
+	expirerBackupStep = 250 * time.Millisecond
+	// Every expirerSafetyPoll an expirer looks in expirerSafetyParts of the
+	// partitions it owns, in turn, for deadlines overdue by expirerOverdue
+	// that it never heard of.
+	expirerSafetyPoll  = time.Second
+	expirerSafetyParts = 4
+	expirerOverdue     = time.Second
+	// expirerMaxSleep bounds a sleep on the Redis clock.
+	expirerMaxSleep = time.Second
+	// expirerRegroup is how often the expirer learns again which node serves
+	// which partition.
+	expirerRegroup = 5 * time.Second
+	// expirerLaneWorkers is how many expiries of one node are applied at
+	// once; expirerRetry how soon a failed one is tried again.
+	expirerLaneWorkers = 16
+	expirerRetry       = 100 * time.Millisecond
 )
 
 // RunExpirer applies the expiries of running sessions on time, until ctx is
-// done; it then returns ctx's error. Every write of a running session records
-// its next deadline in its partition's deadline index, in the same script;
-// RunExpirer polls the indexes every Config.ExpirerInterval and applies each
-// due expiry through the normal compare-and-set, published and audited like
-// any change. Any number of instances may run it: each expiry happens
-// exactly once, as the compare-and-set lets one writer win and the others
-// then find nothing due.
+// done; it then returns ctx's error. Any number of instances may run it:
+// each expiry is applied once, through the normal compare-and-set,
+// published and audited like any change.
 //
-// Partitions are independent: on Redis Cluster the partitions of each master
-// are polled on their own, so that one whose node is down or failing over
-// (which may hold its poll for up to Config.CallTimeout) delays none of the
-// others' expiries.
+// It sleeps until the next deadline it knows of. It learns the deadlines
+// from the partitions' deadline indexes when it starts (and after a gap in
+// its subscription), and then from the changes every instance publishes,
+// through the Manager's subscription to them; it sends Redis nothing while
+// no clock runs out but a heartbeat a second (three commands) and a look
+// for overdue deadlines in four of its partitions (four).
+//
+// The instances running it share the work without racing for it: each
+// partition has an owner among them (by rendezvous hashing over the ones
+// whose heartbeat is recent), which applies its expiries when due; the
+// others stand by, the k-th applying an expiry still due k × 250 ms after
+// its deadline, which a live owner never leaves. An instance that stops
+// leaves at once; one that dies is replaced after three seconds.
+//
+// Partitions are independent: on Redis Cluster the expiries of each master
+// are applied on their own, so that one whose node is down or failing over
+// delays none of the others'.
+//
+// What it holds: the deadline of every running session (some 100 bytes
+// each), and a subscription to the changes, shared with the Manager's
+// other subscriptions (on Redis Cluster, a connection per partition).
 func (m *Manager) RunExpirer(ctx context.Context) error {
 	if err := m.check(); err != nil {
 		return err
 	}
-	e := &expirer{m: m, busy: make(map[int]bool)}
-	defer e.wg.Wait()
-	t := time.NewTicker(m.cfg.ExpirerInterval)
+	e := newExpirer(m)
+	return e.run(ctx)
+}
+
+// expirer is one RunExpirer.
+type expirer struct {
+	m  *Manager
+	id string // its name among the running expirers
+
+	mu       sync.Mutex
+	entries  map[string]*expiry // the running sessions it knows of
+	queue    expiryQueue        // entries by wake time
+	members  []string           // the running expirers, itself included
+	memberAt time.Time          // when members was last learned
+	lanes    map[int]*lane      // the lane of each partition (its node's)
+	stale    []bool             // partitions whose deadlines to load again
+	kick     chan struct{}      // something changed: look again
+	lastNow  time.Time          // the server time the scheduler last read
+
+	safetyNext int // the partition the next safety poll starts at
+	wg         sync.WaitGroup
+}
+
+// expiry is a running session the expirer knows of.
+type expiry struct {
+	id        string
+	partition int
+	at        time.Time // when its time runs out (its flag grace included)
+	wake      time.Time // when this expirer applies it: at, later for a backup
+	index     int       // in the queue; -1 when not in it
+	inflight  bool
+}
+
+func newExpirer(m *Manager) *expirer {
+	var r [8]byte
+	_, _ = rand.Read(r[:])
+	e := &expirer{
+		m:       m,
+		id:      hex.EncodeToString(r[:]),
+		entries: make(map[string]*expiry),
+		kick:    make(chan struct{}, 1),
+		stale:   make([]bool, m.layout.Partitions()),
+	}
+	for p := range e.stale {
+		e.stale[p] = true
+	}
+	return e
+}
+
+func (e *expirer) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		e.wg.Wait()
+	}()
+	// The changes first, then the indexes: a change published meanwhile is
+	// not missed (one read twice is harmless).
+	sub, err := e.m.SubscribeToUpdates(ctx, e.heard)
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	e.lanes = map[int]*lane{}
+	e.regroup(ctx)
+	e.heartbeat(ctx)
+	e.wg.Go(func() { e.every(ctx, expirerHeartbeat, e.heartbeat) })
+	e.wg.Go(func() { e.every(ctx, expirerRegroup, e.regroup) })
+	e.wg.Go(func() { e.every(ctx, expirerSafetyPoll, e.safetyPoll) })
+	defer e.leave()
+	return e.schedule(ctx)
+}
+
+// every runs f every d until ctx is done.
+func (e *expirer) every(ctx context.Context, d time.Duration, f func(context.Context)) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
-		e.tick(ctx)
 		select {
 		case <-ctx.Done():
+			return
+		case <-t.C:
+			f(ctx)
+		}
+	}
+}
+
+// schedule applies the expiries as they fall due, until ctx is done.
+func (e *expirer) schedule(ctx context.Context) error {
+	maxSleep := expirerMaxSleep
+	if e.m.clock == nil {
+		maxSleep = e.m.cfg.ExpirerInterval // a test clock moves by hand
+	}
+	for {
+		e.load(ctx)
+		now, err := e.m.now(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			e.m.cfg.Logger.Warn("synckairos: expirer cannot read the clock", "err", err)
+			now = time.Time{}
+		}
+		sleep := maxSleep
+		if !now.IsZero() {
+			e.dispatch(ctx, now)
+			e.mu.Lock()
+			e.lastNow = now
+			if len(e.queue) > 0 {
+				sleep = min(max(e.queue[0].wake.Sub(now), 0), maxSleep)
+			}
+			e.mu.Unlock()
+		}
+		t := time.NewTimer(sleep)
+		select {
+		case <-ctx.Done():
+			t.Stop()
 			return ctx.Err()
+		case <-e.kick:
 		case <-t.C:
 		}
-		if m.closed.Load() {
+		t.Stop()
+		if e.m.closed.Load() {
 			return ErrClosed
 		}
 	}
 }
 
-// expirer is one RunExpirer: the partitions grouped by node, and those whose
-// poll is under way.
-type expirer struct {
-	m          *Manager
-	mu         sync.Mutex
-	groups     [][]int // the partitions by node; nil until first known
-	groupedAt  time.Time
-	regrouping bool         // a NodeGroups call is under way
-	busy       map[int]bool // partitions being polled
-	stale      bool         // a poll failed: group again
-	wg         sync.WaitGroup
-}
-
-// tick starts a poll of every node's partitions not being polled already.
-func (e *expirer) tick(ctx context.Context) {
-	m := e.m
+// dispatch hands the expiries due at now to their nodes' lanes.
+func (e *expirer) dispatch(ctx context.Context, now time.Time) {
 	e.mu.Lock()
-	if e.groups == nil {
-		e.groups = [][]int{allPartitions(m.layout.Partitions())}
+	defer e.mu.Unlock()
+	for len(e.queue) > 0 && !e.queue[0].wake.After(now) {
+		x := heap.Pop(&e.queue).(*expiry)
+		x.inflight = true
+		e.laneOf(ctx, x.partition).add(x.id)
 	}
-	since := time.Since(e.groupedAt)
-	if !e.regrouping && (e.groupedAt.IsZero() || since >= expirerRegroup || (e.stale && since >= expirerRegroupAfterFailure)) {
-		// Apart from the polls: the node asked may be the one that is down.
-		e.regrouping, e.stale = true, false
-		e.wg.Go(func() {
-			groups, err := m.store.NodeGroups(ctx)
-			e.mu.Lock()
-			defer e.mu.Unlock()
-			e.regrouping = false
-			if err != nil {
-				e.stale, e.groupedAt = true, time.Now() // try again, not at once
-				return
-			}
-			e.groups, e.groupedAt = groups, time.Now()
-		})
+}
+
+// laneOf returns the lane of a partition's node, starting the lane of a
+// partition not yet grouped (a single server: every partition's).
+func (e *expirer) laneOf(ctx context.Context, p int) *lane {
+	if l := e.lanes[p]; l != nil {
+		return l
 	}
-	groups := e.groups
-	e.mu.Unlock()
-	now, err := m.now(ctx)
+	l := newLane(ctx, e, &e.wg)
+	for q := range e.m.layout.Partitions() {
+		if e.lanes[q] == nil {
+			e.lanes[q] = l
+		}
+	}
+	return l
+}
+
+// regroup gives each node its own lane: the partitions of a node that is
+// down then wait for it alone.
+func (e *expirer) regroup(ctx context.Context) {
+	groups, err := e.m.store.NodeGroups(ctx)
 	if err != nil {
-		if ctx.Err() == nil {
-			m.cfg.Logger.Warn("synckairos: expirer poll failed", "err", err)
-		}
-		return
+		return // keep the lanes as they are
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	for _, g := range groups {
-		e.mu.Lock()
-		parts := make([]int, 0, len(g))
-		for _, p := range g {
-			if !e.busy[p] {
-				e.busy[p] = true
-				parts = append(parts, p)
-			}
-		}
-		e.mu.Unlock()
-		if len(parts) == 0 {
-			continue
-		}
-		e.wg.Go(func() { e.poll(ctx, parts, now) })
-	}
-}
-
-// poll applies every expiry due at now in partitions, which one node serves.
-func (e *expirer) poll(ctx context.Context, parts []int, now time.Time) {
-	defer func() {
-		e.mu.Lock()
-		for _, p := range parts {
-			delete(e.busy, p)
-		}
-		e.mu.Unlock()
-	}()
-	var due []string
-	for _, d := range e.m.store.DueIn(ctx, parts, now, expirerBatch, e.m.cfg.CallTimeout) {
-		if d.Err != nil {
-			if ctx.Err() == nil {
-				e.m.cfg.Logger.Warn("synckairos: expirer poll failed", "partition", d.Partition, "err", d.Err)
-				e.mu.Lock()
-				e.stale = true
-				e.mu.Unlock()
-			}
-			continue
-		}
-		due = append(due, d.IDs...)
-	}
-	e.expire(ctx, due)
-}
-
-// expire applies the expiries of the sessions due, a few at once.
-func (e *expirer) expire(ctx context.Context, due []string) {
-	if len(due) == 0 {
-		return
-	}
-	work := make(chan string)
-	var wg sync.WaitGroup
-	for range min(expirerWorkers, len(due)) {
-		wg.Go(func() {
-			for id := range work {
-				if err := e.m.expireOne(ctx, id); err != nil && ctx.Err() == nil {
-					e.m.cfg.Logger.Warn("synckairos: expiry failed", "session_id", id, "err", err)
+		// The lane of the group's first partition, if it has the group's
+		// partitions only; else a new one.
+		var l *lane
+		if old := e.lanes[g[0]]; old != nil && old.partitions == len(g) {
+			l = old
+			for _, p := range g {
+				if e.lanes[p] != old {
+					l = nil
 				}
 			}
+		}
+		if l == nil {
+			l = newLane(ctx, e, &e.wg)
+		}
+		l.partitions = len(g)
+		for _, p := range g {
+			e.lanes[p] = l
+		}
+	}
+}
+
+// done records what applying x's expiries left: the session's state now
+// (nil when it is gone) or a failure to try again after.
+func (e *expirer) done(id string, s *State, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	x := e.entries[id]
+	if x == nil {
+		return
+	}
+	x.inflight = false
+	switch {
+	case err != nil:
+		x.wake = e.lastNow.Add(expirerRetry)
+		e.push(x)
+	case s == nil:
+		delete(e.entries, id)
+	default:
+		e.learnLocked(id, s)
+	}
+	e.poke()
+}
+
+// heard learns from a change published by any instance.
+func (e *expirer) heard(ev SessionEvent) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case ev.Kind == EventResync:
+		for p := range e.stale {
+			e.stale[p] = true
+		}
+	case ev.State == nil:
+		e.forgetLocked(ev.SessionID)
+	default:
+		e.learnLocked(ev.SessionID, ev.State)
+	}
+	e.poke()
+}
+
+// learnLocked records when s's time runs out, or that it does not.
+func (e *expirer) learnLocked(id string, s *State) {
+	at, ok := s.expiresAt()
+	if !ok {
+		e.forgetLocked(id)
+		return
+	}
+	e.setLocked(id, at)
+}
+
+func (e *expirer) setLocked(id string, at time.Time) {
+	x := e.entries[id]
+	if x == nil {
+		x = &expiry{id: id, partition: e.m.layout.Partition(id), index: -1}
+		e.entries[id] = x
+	}
+	x.at = at
+	x.wake = at.Add(e.delayLocked(x.partition))
+	if x.inflight {
+		return // applied now; done learns what it left
+	}
+	e.push(x)
+}
+
+func (e *expirer) forgetLocked(id string) {
+	x := e.entries[id]
+	if x == nil {
+		return
+	}
+	if x.index >= 0 {
+		heap.Remove(&e.queue, x.index)
+	}
+	if !x.inflight {
+		delete(e.entries, id)
+	}
+}
+
+// push puts x in the queue, or moves it to its new wake time.
+func (e *expirer) push(x *expiry) {
+	if x.index >= 0 {
+		heap.Fix(&e.queue, x.index)
+		return
+	}
+	heap.Push(&e.queue, x)
+}
+
+func (e *expirer) poke() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// delayLocked returns how long after a deadline of partition p this
+// expirer applies it: nothing for its owner, k × expirerBackupStep for its
+// k-th backup, nothing when the expirer knows of no others.
+func (e *expirer) delayLocked(p int) time.Duration {
+	if len(e.members) < 2 || time.Since(e.memberAt) > expirerMemberTTL {
+		return 0
+	}
+	mine := rendezvous(e.id, p)
+	rank := 0
+	for _, other := range e.members {
+		if other != e.id && rendezvous(other, p) > mine {
+			rank++
+		}
+	}
+	return time.Duration(rank) * expirerBackupStep
+}
+
+func rendezvous(member string, p int) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(member))
+	h.Write([]byte{':'})
+	h.Write([]byte(strconv.Itoa(p)))
+	return h.Sum64()
+}
+
+// heartbeat says this expirer runs, and learns who else does; when they
+// change, every wake time follows.
+func (e *expirer) heartbeat(ctx context.Context) {
+	now, err := e.m.now(ctx)
+	if err != nil {
+		return
+	}
+	members, err := e.m.store.Heartbeat(ctx, e.membersKey(), e.id, now, now.Add(expirerMemberTTL))
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err != nil {
+		if ctx.Err() == nil && time.Since(e.memberAt) > expirerMemberTTL && len(e.members) > 1 {
+			e.members = nil // act alone: better twice than never
+			e.rescheduleLocked()
+		}
+		return
+	}
+	slices.Sort(members)
+	e.memberAt = time.Now()
+	if !slices.Equal(members, e.members) {
+		e.members = members
+		e.rescheduleLocked()
+	}
+}
+
+func (e *expirer) rescheduleLocked() {
+	for _, x := range e.entries {
+		x.wake = x.at.Add(e.delayLocked(x.partition))
+	}
+	heap.Init(&e.queue)
+	e.poke()
+}
+
+// leave says this expirer stops, so that its partitions go to others at
+// once.
+func (e *expirer) leave() {
+	ctx, cancel := context.WithTimeout(context.Background(), e.m.cfg.CallTimeout)
+	defer cancel()
+	_ = e.m.store.Leave(ctx, e.membersKey(), e.id)
+}
+
+func (e *expirer) membersKey() string { return e.m.cfg.KeyPrefix + "expirers" }
+
+// load reads the deadline indexes of the partitions marked stale, each on
+// its own: a node that does not answer holds up only its own.
+func (e *expirer) load(ctx context.Context) {
+	e.mu.Lock()
+	var stale []int
+	for p, s := range e.stale {
+		if s {
+			stale = append(stale, p)
+			e.stale[p] = false
+		}
+	}
+	e.mu.Unlock()
+	for _, p := range stale {
+		e.wg.Go(func() {
+			ds, err := e.m.store.Deadlines(ctx, p)
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			if err != nil {
+				if ctx.Err() == nil {
+					e.m.cfg.Logger.Warn("synckairos: expirer cannot read a deadline index", "partition", p, "err", err)
+					e.stale[p] = true
+					go func() { // try again, not at once
+						if pause(ctx, expirerRetry) == nil {
+							e.poke()
+						}
+					}()
+				}
+				return
+			}
+			for _, d := range ds {
+				if x := e.entries[d.ID]; x == nil || !x.inflight {
+					e.setLocked(d.ID, d.At)
+				}
+			}
+			e.poke()
 		})
 	}
-	for _, id := range due {
-		work <- id
-	}
-	close(work)
-	wg.Wait()
 }
 
-func allPartitions(n int) []int {
-	all := make([]int, n)
-	for p := range all {
-		all[p] = p
+// safetyPoll looks in a few of the partitions this expirer owns, the next
+// ones each time, for deadlines it never heard of that are overdue: a
+// change whose message was lost without a resync, if one ever is.
+func (e *expirer) safetyPoll(ctx context.Context) {
+	now, err := e.m.now(ctx)
+	if err != nil {
+		return
 	}
-	return all
+	n := e.m.layout.Partitions()
+	for polled, k := 0, 0; polled < expirerSafetyParts && k < n; k++ {
+		p := (e.safetyNext + k) % n
+		e.mu.Lock()
+		owned := e.delayLocked(p) == 0
+		e.mu.Unlock()
+		if !owned {
+			continue
+		}
+		polled++
+		e.safetyNext = p + 1
+		ids, err := e.m.store.Overdue(ctx, p, now.Add(-expirerOverdue), expirerBatch)
+		if err != nil {
+			continue
+		}
+		e.mu.Lock()
+		for _, id := range ids {
+			if e.entries[id] == nil {
+				e.setLocked(id, now.Add(-expirerOverdue))
+			}
+		}
+		e.mu.Unlock()
+		e.poke()
+	}
 }
 
-// expireOne applies a session's due expiries; a session no longer due (it
-// switched, paused or was expired by another instance) is left alone.
-func (m *Manager) expireOne(ctx context.Context, id string) error {
-	_, _, err := m.mutate(ctx, id, false, func(s *State, now time.Time) (bool, error) { return s.expireDue(now), nil })
-	if errors.Is(err, ErrSessionNotFound) {
+// expirerBatch bounds the overdue sessions one safety poll takes from a
+// partition.
+const expirerBatch = 256
+
+// lane applies the expiries of one node's partitions, a few at once.
+type lane struct {
+	e          *expirer
+	partitions int
+	mu         sync.Mutex
+	ids        []string
+	ready      chan struct{}
+}
+
+func newLane(ctx context.Context, e *expirer, wg *sync.WaitGroup) *lane {
+	l := &lane{e: e, ready: make(chan struct{}, 1)}
+	work := make(chan string)
+	wg.Go(func() {
+		defer close(work)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-l.ready:
+			}
+			for {
+				l.mu.Lock()
+				if len(l.ids) == 0 {
+					l.mu.Unlock()
+					break
+				}
+				id := l.ids[0]
+				l.ids = l.ids[1:]
+				l.mu.Unlock()
+				select {
+				case work <- id:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	})
+	for range expirerLaneWorkers {
+		wg.Go(func() {
+			for id := range work {
+				s, err := e.m.expireOne(ctx, id)
+				if err != nil && ctx.Err() == nil {
+					e.m.cfg.Logger.Warn("synckairos: expiry failed", "session_id", id, "err", err)
+				}
+				if ctx.Err() != nil {
+					return
+				}
+				e.done(id, s, err)
+			}
+		})
+	}
+	return l
+}
+
+func (l *lane) add(id string) {
+	l.mu.Lock()
+	l.ids = append(l.ids, id)
+	l.mu.Unlock()
+	select {
+	case l.ready <- struct{}{}:
+	default:
+	}
+}
+
+// expiryQueue is a heap of expiries by wake time.
+type expiryQueue []*expiry
+
+func (q expiryQueue) Len() int           { return len(q) }
+func (q expiryQueue) Less(i, j int) bool { return q[i].wake.Before(q[j].wake) }
+func (q expiryQueue) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].index, q[j].index = i, j
+}
+func (q *expiryQueue) Push(x any) {
+	it := x.(*expiry)
+	it.index = len(*q)
+	*q = append(*q, it)
+}
+func (q *expiryQueue) Pop() any {
+	old := *q
+	it := old[len(old)-1]
+	old[len(old)-1] = nil
+	it.index = -1
+	*q = old[:len(old)-1]
+	return it
+}
+
+// expireOne applies a session's due expiries and returns its state as it
+// is now, nil when it is gone; a session no longer due (it switched, paused
+// or was expired by another instance) is left alone.
+func (m *Manager) expireOne(ctx context.Context, id string) (*State, error) {
+	s, _, err := m.mutate(ctx, id, false, func(s *State, now time.Time) (bool, error) { return s.expireDue(now), nil })
+	var re *ReplicationError
+	switch {
+	case errors.Is(err, ErrSessionNotFound):
 		// Gone (deleted, or expired by its TTL): drop its index entry.
 		if err := m.store.Forget(ctx, id); err != nil {
-			return fmt.Errorf("synckairos: forget deadline of %q: %w", id, err)
+			return nil, fmt.Errorf("synckairos: forget deadline of %q: %w", id, err)
 		}
-		return nil
+		return nil, nil
+	case errors.As(err, &re):
+		return re.State, nil // written; its replication is the writer's concern
 	}
-	return err
+	return s, err
 }

@@ -33,8 +33,8 @@ const (
 	// DefaultSubscriptionBuffer is how many messages a subscription holds
 	// for a callback that has not caught up.
 	DefaultSubscriptionBuffer = 1024
-	// DefaultExpirerInterval is how often RunExpirer looks for due
-	// deadlines.
+	// DefaultExpirerInterval is how often RunExpirer reads a
+	// Config.Test.Clock.
 	DefaultExpirerInterval = 5 * time.Millisecond
 	// DefaultWaitTimeout is how long a write waits for Config.WaitReplicas.
 	DefaultWaitTimeout = 500 * time.Millisecond
@@ -118,8 +118,10 @@ type Config struct {
 	// DefaultSubscriptionBuffer.
 	SubscriptionBuffer int
 
-	// ExpirerInterval is how often RunExpirer looks for due deadlines: the
-	// bound on how late it notices one. Defaults to DefaultExpirerInterval.
+	// ExpirerInterval is, with a Config.Test.Clock, how often RunExpirer
+	// reads the clock, which a test moves by hand. (On the Redis clock it
+	// sleeps until the next deadline it knows of.) Defaults to
+	// DefaultExpirerInterval.
 	ExpirerInterval time.Duration
 
 	// Audit makes every write append its event, in the same atomic step, to

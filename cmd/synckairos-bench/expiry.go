@@ -108,7 +108,7 @@ func (b *bench) expiry(ctx context.Context) (*Result, error) {
 	mu.Lock()
 	defer mu.Unlock()
 	st := statsOf("deadline → expired event", &late, 0, 0, nil)
-	r := &Result{Scenario: "expiry", Params: b.params(n, 1, "expirers", 1, "expirer_interval", synckairos.DefaultExpirerInterval.String()),
+	r := &Result{Scenario: "expiry", Params: b.params(n, 1, "expirers", 1),
 		Op: st, LostUpdates: int64(n - len(expired))}
 	r.withReference(refM.stats())
 	r.Extra = map[string]any{

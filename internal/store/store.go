@@ -701,7 +701,7 @@ func (s *Store) Heartbeat(ctx context.Context, key, member string, now, until ti
 	defer cancel()
 	res := s.client.DoMulti(bounded,
 		s.client.B().Zadd().Key(key).ScoreMember().ScoreMember(float64(until.UnixMilli()), member).Build(),
-		s.client.B().Zremrangebyscore().Key(key).Min("-inf").Max("(" + strconv.FormatInt(now.UnixMilli(), 10)).Build(),
+		s.client.B().Zremrangebyscore().Key(key).Min("-inf").Max("("+strconv.FormatInt(now.UnixMilli(), 10)).Build(),
 		s.client.B().Zrange().Key(key).Min("0").Max("-1").Build())
 	for _, r := range res[:2] {
 		if err := r.Error(); err != nil {

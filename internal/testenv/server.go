@@ -1,0 +1,98 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// StartRedis starts a Redis server of the test's own, on a free port,
+// stopped when the test ends, and returns its URL: for measurements that
+// read the server's INFO commandstats, which the shared Redis mixes with
+// every other test's. Without redis-server on the PATH the test is
+// Unavailable.
+func StartRedis(tb testing.TB) string {
+	tb.Helper()
+	server, err := exec.LookPath("redis-server")
+	if err != nil {
+		Unavailable(tb, "redis-server", err)
+	}
+	for range 3 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+		ln.Close()
+		cmd := exec.Command(server, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+		if err := cmd.Start(); err != nil {
+			tb.Fatal(err)
+		}
+		url := "redis://127.0.0.1:" + port + "/0"
+		if waitPing(url) {
+			tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+			return url
+		}
+		_ = cmd.Process.Kill() // the port was taken meanwhile
+		_ = cmd.Wait()
+	}
+	tb.Fatal("testenv: redis-server did not start")
+	return ""
+}
+
+func waitPing(url string) bool {
+	opt, err := rueidis.ParseURL(url)
+	if err != nil {
+		return false
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		opt.DisableCache = true
+		c, err := rueidis.NewClient(opt)
+		if err != nil {
+			continue
+		}
+		err = c.Do(context.Background(), c.B().Ping().Build()).Error()
+		c.Close()
+		if err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// CommandCalls returns the calls of every command the server at client ran,
+// from INFO commandstats ("cmdstat_get" → calls), and their total.
+func CommandCalls(tb testing.TB, client rueidis.Client) (map[string]int64, int64) {
+	tb.Helper()
+	info, err := client.Do(context.Background(), client.B().Info().Section("commandstats").Build()).ToString()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	calls, total := map[string]int64{}, int64(0)
+	for line := range strings.Lines(info) {
+		// cmdstat_get:calls=2,usec=...
+		name, stats, ok := strings.Cut(strings.TrimSpace(line), ":")
+		name, isCmd := strings.CutPrefix(name, "cmdstat_")
+		if !ok || !isCmd {
+			continue
+		}
+		for kv := range strings.SplitSeq(stats, ",") {
+			if v, ok := strings.CutPrefix(kv, "calls="); ok {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				calls[name] = n
+				total += n
+			}
+		}
+	}
+	if len(calls) == 0 {
+		tb.Fatal(fmt.Errorf("testenv: no commandstats in %q", info))
+	}
+	return calls, total
+}
