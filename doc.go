@@ -230,6 +230,16 @@ last_transition. docs/WIRE.md in the repository documents the format and its
 versions for readers in other languages. Broadcasts go to
 <prefix>ws:<sessionID>.
 
+# Clocks in the browser
+
+State.ViewAt gives a session as a client displays it (a View: each clock
+at a server time, and how it runs on), and WatchSession a session's
+changes, many watches sharing the Manager's one subscription. Package
+skhttp serves them: a Server-Sent Events stream per session, a time
+endpoint for clock offset estimation, an error-to-status mapping for the
+host's command endpoints, and clock.js, a small JavaScript clock that
+shows the right time from them. See docs/VIEW.md.
+
 # Game over, once
 
 Every instance hears a session end; the host's end-of-game work (results,

@@ -321,6 +321,28 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
+// MarshalJSON writes t as it stands in a state's last_transition: the facts
+// that are set, durations in whole milliseconds (docs/WIRE.md).
+func (t *Transition) MarshalJSON() ([]byte, error) { return t.appendJSON(nil), nil }
+
+// UnmarshalJSON reads the form MarshalJSON writes.
+func (t *Transition) UnmarshalJSON(data []byte) error {
+	d := decoder{data: data}
+	got, err := d.transition()
+	if err == nil {
+		err = d.end()
+	}
+	if err != nil {
+		return err
+	}
+	if got == nil {
+		*t = Transition{}
+		return nil
+	}
+	*t = *got
+	return nil
+}
+
 // UnmarshalJSON decodes s from its stored JSON form. Unknown fields are
 // skipped, so that instances of an older version read states written by a
 // newer one.

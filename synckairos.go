@@ -263,6 +263,7 @@ type Manager struct {
 	clock      *clock.Redis // nil when Config.Test.Clock is set
 	mutating   keylock.Map  // sessions in MutateSession in this process
 	hub        *pubsub.Hub  // subscriptions, over dedicated connections
+	watches    watchHub     // WatchSession's watches, on one subscription
 	closed     atomic.Bool
 }
 
@@ -366,6 +367,7 @@ func (m *Manager) Close() error {
 	if m.closed.Swap(true) {
 		return nil
 	}
+	m.watches.close()
 	m.hub.Close()
 	if m.ownsClient {
 		m.client.Close()
