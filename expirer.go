@@ -91,7 +91,8 @@ type expirer struct {
 	kick     chan struct{}      // something changed: look again
 	lastNow  time.Time          // the server time the scheduler last read
 
-	safetyNext int // the partition the next safety poll starts at
+	safetyNext int    // the partition the next safety poll starts at
+	seq        uint64 // counts the changes heard
 	wg         sync.WaitGroup
 }
 
@@ -99,6 +100,10 @@ type expirer struct {
 type expiry struct {
 	id        string
 	partition int
+	life      int64     // of the state it was learned from (0: from an index)
+	version   int64     // of that state
+	seq       uint64    // when it was learned from a change: e.seq then
+	none      bool      // a change heard while it was applied left no deadline
 	at        time.Time // when its time runs out (its flag grace included)
 	wake      time.Time // when this expirer applies it: at, later for a backup
 	index     int       // in the queue; -1 when not in it
@@ -268,12 +273,33 @@ func (e *expirer) done(id string, s *State, err error) {
 	x.inflight = false
 	switch {
 	case err != nil:
-		x.wake = e.lastNow.Add(expirerRetry)
-		e.push(x)
+		// Again in a moment, by the local clock (a test clock may not
+		// move): due at once then.
+		time.AfterFunc(expirerRetry, func() {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			switch {
+			case e.entries[id] != x || x.inflight:
+			case x.none:
+				delete(e.entries, id)
+			default:
+				x.wake = e.lastNow
+				e.push(x)
+				e.poke()
+			}
+		})
 	case s == nil:
 		delete(e.entries, id)
 	default:
-		e.learnLocked(id, s)
+		e.learnLocked(id, s, false)
+		if e.entries[id] == x { // what a change heard meanwhile said stands
+			switch {
+			case x.none:
+				delete(e.entries, id)
+			case x.index < 0:
+				e.push(x)
+			}
+		}
 	}
 	e.poke()
 }
@@ -288,24 +314,43 @@ func (e *expirer) heard(ev SessionEvent) {
 			e.stale[p] = true
 		}
 	case ev.State == nil:
+		if x := e.entries[ev.SessionID]; x != nil && x.inflight {
+			x.life, x.version, x.none = ev.Life, ev.Version, true // done drops it
+		}
 		e.forgetLocked(ev.SessionID)
 	default:
-		e.learnLocked(ev.SessionID, ev.State)
+		e.learnLocked(ev.SessionID, ev.State, true)
 	}
 	e.poke()
 }
 
-// learnLocked records when s's time runs out, or that it does not.
-func (e *expirer) learnLocked(id string, s *State) {
+// learnLocked records when s's time runs out, or that it does not, unless
+// it knows a later state of the session already (a result of its own
+// expiry can come back after a change it heard since).
+func (e *expirer) learnLocked(id string, s *State, heard bool) {
+	x := e.entries[id]
+	if x != nil && (s.Life < x.life || s.Life == x.life && s.Version < x.version) {
+		return
+	}
 	at, ok := s.expiresAt()
 	if !ok {
+		if x != nil && x.inflight {
+			// Applied now: done drops it.
+			x.life, x.version, x.none = s.Life, s.Version, true
+			return
+		}
 		e.forgetLocked(id)
 		return
 	}
-	e.setLocked(id, at)
+	x = e.setLocked(id, at)
+	x.life, x.version, x.none = s.Life, s.Version, false
+	if heard {
+		e.seq++
+		x.seq = e.seq
+	}
 }
 
-func (e *expirer) setLocked(id string, at time.Time) {
+func (e *expirer) setLocked(id string, at time.Time) *expiry {
 	x := e.entries[id]
 	if x == nil {
 		x = &expiry{id: id, partition: e.m.layout.Partition(id), index: -1}
@@ -313,10 +358,10 @@ func (e *expirer) setLocked(id string, at time.Time) {
 	}
 	x.at = at
 	x.wake = at.Add(e.delayLocked(x.partition))
-	if x.inflight {
-		return // applied now; done learns what it left
+	if !x.inflight { // else applied now: done learns what it left
+		e.push(x)
 	}
-	e.push(x)
+	return x
 }
 
 func (e *expirer) forgetLocked(id string) {
@@ -429,6 +474,9 @@ func (e *expirer) load(ctx context.Context) {
 	}
 	e.mu.Unlock()
 	for _, p := range stale {
+		e.mu.Lock()
+		since := e.seq // changes heard from now on are newer than the index read
+		e.mu.Unlock()
 		e.wg.Go(func() {
 			ds, err := e.m.store.Deadlines(ctx, p)
 			e.mu.Lock()
@@ -446,7 +494,7 @@ func (e *expirer) load(ctx context.Context) {
 				return
 			}
 			for _, d := range ds {
-				if x := e.entries[d.ID]; x == nil || !x.inflight {
+				if x := e.entries[d.ID]; x == nil || !x.inflight && x.seq <= since {
 					e.setLocked(d.ID, d.At)
 				}
 			}

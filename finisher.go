@@ -72,10 +72,10 @@ type FinisherConfig struct {
 	// finishers running at once must not share a name.
 	Consumer string
 	// ClaimAfter is how long a finish may stay with a finisher that neither
-	// completes it nor says it is still at work before another takes it
-	// over: a finisher that dies is replaced within 1.5 × ClaimAfter. A
-	// handler that runs long is kept (its finisher says so every
-	// ClaimAfter/3). Defaults to DefaultClaimAfter.
+	// completes it nor says it still has it before another takes it over: a
+	// finisher that dies is replaced within 1.5 × ClaimAfter. A live
+	// finisher keeps its finishes, waiting or being handled, however long
+	// (it says so every ClaimAfter/3). Defaults to DefaultClaimAfter.
 	ClaimAfter time.Duration
 	// MaxAttempts bounds the calls of the handler for one finish on one
 	// finisher; after the last error, OnGiveUp gets it. Defaults to
@@ -123,6 +123,15 @@ func (m *Manager) RunFinisher(ctx context.Context, handler FinishHandler, cfg *F
 		return errors.New("synckairos: RunFinisher: nil handler")
 	}
 	f := newFinisher(m, handler, cfg)
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() { // Close stops it
+		select {
+		case <-m.closing:
+			stop()
+		case <-ctx.Done():
+		}
+	}()
 	work := make(chan finishEntry)
 	var wg sync.WaitGroup
 	for range f.cfg.Concurrency {
@@ -137,9 +146,13 @@ func (m *Manager) RunFinisher(ctx context.Context, handler FinishHandler, cfg *F
 		readers.Go(func() { f.read(ctx, p, work) })
 	}
 	readers.Go(func() { f.claim(ctx, work) })
+	readers.Go(func() { f.keep(ctx) })
 	readers.Wait()
 	close(work)
 	wg.Wait()
+	if m.closed.Load() {
+		return ErrClosed
+	}
 	return ctx.Err()
 }
 
@@ -147,6 +160,52 @@ type finisher struct {
 	m       *Manager
 	handler FinishHandler
 	cfg     FinisherConfig
+	// inHand holds the finishes given to this finisher and not yet done:
+	// waiting for a worker or being handled. The keeper claims them again
+	// every ClaimAfter/3, so that no other finisher takes one over while
+	// this one lives.
+	mu     sync.Mutex
+	inHand map[handKey]finishEntry
+}
+
+// handKey names a finish stream entry: entry IDs are per stream.
+type handKey struct {
+	partition int
+	id        string
+}
+
+// hold records e as in hand, and reports false when it was already (a
+// claim of a finish this finisher has).
+func (f *finisher) hold(e finishEntry) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k := handKey{e.partition, e.id}
+	if _, ok := f.inHand[k]; ok {
+		return false
+	}
+	f.inHand[k] = e
+	return true
+}
+
+func (f *finisher) drop(e finishEntry) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.inHand, handKey{e.partition, e.id})
+}
+
+// give hands e to a worker, unless it is in hand already; it reports false
+// when ctx ended first.
+func (f *finisher) give(ctx context.Context, work chan<- finishEntry, e finishEntry) bool {
+	if !f.hold(e) {
+		return true
+	}
+	select {
+	case work <- e:
+		return true
+	case <-ctx.Done():
+		f.drop(e) // another finisher takes it over
+		return false
+	}
 }
 
 // finishEntry is one entry of a finish stream, given to this finisher for
@@ -180,7 +239,7 @@ func newFinisher(m *Manager, handler FinishHandler, c *FinisherConfig) *finisher
 			logger.Error("synckairos: finish handler gave up", "session_id", f.SessionID, "key", f.Key(), "attempts", f.Attempt, "err", err)
 		}
 	}
-	return &finisher{m: m, handler: handler, cfg: cfg}
+	return &finisher{m: m, handler: handler, cfg: cfg, inHand: map[handKey]finishEntry{}}
 }
 
 // read reads a partition's finish stream and hands its new entries out,
@@ -189,7 +248,7 @@ func (f *finisher) read(ctx context.Context, p int, work chan<- finishEntry) {
 	client, stream := f.m.client, f.m.layout.Finished(p)
 	backoff := newBackoff()
 	grouped := false
-	for ctx.Err() == nil {
+	for ctx.Err() == nil && !f.m.closed.Load() {
 		if !grouped {
 			err := client.Do(ctx, client.B().XgroupCreate().Key(stream).Group(finisherGroup).Id("0").Mkstream().Build()).Error()
 			if err != nil && !rueidis.IsRedisBusyGroup(err) {
@@ -222,9 +281,7 @@ func (f *finisher) read(ctx context.Context, p int, work chan<- finishEntry) {
 		}
 		backoff.reset()
 		for _, e := range res[stream] {
-			select {
-			case work <- finishEntry{partition: p, id: e.ID, fields: e.FieldValues, delivery: 1}:
-			case <-ctx.Done():
+			if !f.give(ctx, work, finishEntry{partition: p, id: e.ID, fields: e.FieldValues, delivery: 1}) {
 				return
 			}
 		}
@@ -244,9 +301,7 @@ func (f *finisher) claim(ctx context.Context, work chan<- finishEntry) {
 		}
 		for p := range f.m.layout.Partitions() {
 			for _, e := range f.claimed(ctx, p) {
-				select {
-				case work <- e:
-				case <-ctx.Done():
+				if !f.give(ctx, work, e) {
 					return
 				}
 			}
@@ -301,6 +356,7 @@ func (f *finisher) claimed(ctx context.Context, p int) []finishEntry {
 // handle runs the handler for one finish, with retries, and removes it once
 // done or given up.
 func (f *finisher) handle(ctx context.Context, e finishEntry) {
+	defer f.drop(e)
 	fin, err := decodeFinish(e)
 	if err != nil {
 		f.cfg.OnGiveUp(fin, err)
@@ -312,15 +368,6 @@ func (f *finisher) handle(ctx context.Context, e finishEntry) {
 		f.done(ctx, e)
 		return
 	}
-	// While the handler runs, tell the others the finish is in hand.
-	hold, stopHold := context.WithCancel(ctx)
-	held := make(chan struct{})
-	go func() {
-		defer close(held)
-		f.keep(hold, e)
-	}()
-	defer func() { stopHold(); <-held }()
-
 	wait := f.cfg.Backoff
 	for attempt := 1; ; attempt++ {
 		fin.Attempt = attempt
@@ -354,24 +401,33 @@ func (f *finisher) call(ctx context.Context, fin Finish) (err error) {
 	return f.handler(ctx, fin)
 }
 
-// keep claims e again every ClaimAfter/3, which resets its idle time, so
-// that no other finisher takes over a finish whose handler is at work.
-func (f *finisher) keep(ctx context.Context, e finishEntry) {
+// keep claims every finish in hand again every ClaimAfter/3, which resets
+// its idle time, so that no other finisher takes over a finish this one
+// has, waiting for a worker or being handled.
+func (f *finisher) keep(ctx context.Context) {
 	t := time.NewTicker(f.cfg.ClaimAfter / 3)
 	defer t.Stop()
-	client, stream := f.m.client, f.m.layout.Finished(e.partition)
+	client := f.m.client
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		bounded, cancel := context.WithTimeout(ctx, f.m.cfg.CallTimeout)
-		err := client.Do(bounded, client.B().Xclaim().Key(stream).Group(finisherGroup).Consumer(f.cfg.Consumer).
-			MinIdleTime("0").Id(e.id).Justid().Build()).Error()
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			f.warn(ctx, "synckairos: finisher could not keep a finish", e.partition, err)
+		f.mu.Lock()
+		byPartition := map[int][]string{}
+		for k := range f.inHand {
+			byPartition[k.partition] = append(byPartition[k.partition], k.id)
+		}
+		f.mu.Unlock()
+		for p, ids := range byPartition {
+			bounded, cancel := context.WithTimeout(ctx, f.m.cfg.CallTimeout)
+			err := client.Do(bounded, client.B().Xclaim().Key(f.m.layout.Finished(p)).Group(finisherGroup).Consumer(f.cfg.Consumer).
+				MinIdleTime("0").Id(ids...).Justid().Build()).Error()
+			cancel()
+			if err != nil {
+				f.warn(ctx, "synckairos: finisher could not keep its finishes", p, err)
+			}
 		}
 	}
 }

@@ -258,7 +258,7 @@ func TestFinishKeptByASlowHandler(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m := b.newManager(&synckairos.Config{QueueFinishes: true})
 		ctx := context.Background()
-		const claimAfter = 300 * time.Millisecond
+		const claimAfter = 600 * time.Millisecond
 		got := newFinishes()
 		handler := got.handler(func(f synckairos.Finish) error {
 			time.Sleep(3 * claimAfter)

@@ -260,10 +260,11 @@ type Manager struct {
 	cfg        *Config
 	layout     keys.Layout
 	store      *store.Store
-	clock      *clock.Redis // nil when Config.Test.Clock is set
-	mutating   keylock.Map  // sessions in MutateSession in this process
-	hub        *pubsub.Hub  // subscriptions, over dedicated connections
-	watches    watchHub     // WatchSession's watches, on one subscription
+	clock      *clock.Redis  // nil when Config.Test.Clock is set
+	mutating   keylock.Map   // sessions in MutateSession in this process
+	hub        *pubsub.Hub   // subscriptions, over dedicated connections
+	watches    watchHub      // WatchSession's watches, on one subscription
+	closing    chan struct{} // closed by Close
 	closed     atomic.Bool
 }
 
@@ -306,6 +307,8 @@ func newManager(ctx context.Context, client rueidis.Client, cfg *Config) (*Manag
 		layout: layout,
 		store:  store.New(client, layout, cfg.SessionTTL, cfg.Audit),
 		hub:    pubsub.NewHub(client, cfg.Logger),
+
+		closing: make(chan struct{}),
 	}
 	m.store.WaitForReplicas(cfg.WaitReplicas, cfg.WaitTimeout)
 	m.store.WaitBrieflyWhenAlone(cfg.WaitBrieflyWhenAlone)
@@ -367,6 +370,7 @@ func (m *Manager) Close() error {
 	if m.closed.Swap(true) {
 		return nil
 	}
+	close(m.closing)
 	m.watches.close()
 	m.hub.Close()
 	if m.ownsClient {

@@ -86,6 +86,8 @@ end
 -- A session that finishes: an update from a status not final to a final
 -- one. The status before is the hash's field 'st'; a session last written
 -- before that field was kept has its state decoded instead.
+-- A restore of a finished session queues its finish again: the first may
+-- have been lost with the data the restore makes up for.
 local finishes = false
 if queue_finish and op == 'update' and FINAL[status] then
   local before = redis.call('HGET', key, 'st')
@@ -94,6 +96,8 @@ if queue_finish and op == 'update' and FINAL[status] then
     before = ok and type(old) == 'table' and old.status or ''
   end
   finishes = not FINAL[before]
+elseif queue_finish and op == 'restore' and FINAL[status] then
+  finishes = true
 end
 
 local kind
