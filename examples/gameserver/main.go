@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/synckairos/synckairos"
@@ -38,10 +39,14 @@ import (
 //go:embed page.html
 var page []byte
 
+// keyPrefix is the prefix of the game server's keys (-prefix).
+var keyPrefix = "gameserver:"
+
 func main() {
 	addrs := flag.String("addr", "127.0.0.1:8081,127.0.0.1:8082", "the instances' addresses, comma-separated")
+	flag.StringVar(&keyPrefix, "prefix", keyPrefix, "the key prefix in Redis")
 	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	servers, err := start(ctx, strings.Split(*addrs, ","))
 	if err != nil {
@@ -98,7 +103,7 @@ func start(ctx context.Context, addrs []string) ([]*server, error) {
 	}
 	var servers []*server
 	for _, addr := range addrs {
-		m, err := open(&synckairos.Config{KeyPrefix: "gameserver:"})
+		m, err := open(&synckairos.Config{KeyPrefix: keyPrefix})
 		if err != nil {
 			return nil, err
 		}
@@ -127,7 +132,12 @@ func handler(m *synckairos.Manager) http.Handler {
 	})
 	mux.Handle("GET /clock.js", skhttp.Script())
 	mux.Handle("GET /time", skhttp.Time(m))
-	mux.Handle("GET /games/{id}/clock", skhttp.Stream(m, nil))
+	// The page of one instance may stream from another (another origin).
+	stream := skhttp.Stream(m, nil)
+	mux.HandleFunc("GET /games/{id}/clock", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		stream.ServeHTTP(w, r)
+	})
 
 	// The commands: each a few lines, errors mapped by skhttp.
 	command := func(f func(r *http.Request, id string) (*synckairos.State, error)) http.HandlerFunc {
