@@ -142,15 +142,15 @@ func (e *expirer) run(ctx context.Context) error {
 	e.lanes = map[int]*lane{}
 	e.regroup(ctx)
 	e.heartbeat(ctx)
-	e.wg.Go(func() { e.every(ctx, expirerHeartbeat, e.heartbeat) })
-	e.wg.Go(func() { e.every(ctx, expirerRegroup, e.regroup) })
-	e.wg.Go(func() { e.every(ctx, expirerSafetyPoll, e.safetyPoll) })
+	e.wg.Go(func() { every(ctx, expirerHeartbeat, e.heartbeat) })
+	e.wg.Go(func() { every(ctx, expirerRegroup, e.regroup) })
+	e.wg.Go(func() { every(ctx, expirerSafetyPoll, e.safetyPoll) })
 	defer e.leave()
 	return e.schedule(ctx)
 }
 
 // every runs f every d until ctx is done.
-func (e *expirer) every(ctx context.Context, d time.Duration, f func(context.Context)) {
+func every(ctx context.Context, d time.Duration, f func(context.Context)) {
 	t := time.NewTicker(d)
 	defer t.Stop()
 	for {

@@ -291,14 +291,7 @@ func (f *finisher) read(ctx context.Context, p int, work chan<- finishEntry) {
 // claim takes over, every ClaimAfter/2, the finishes other finishers have
 // held longer than ClaimAfter without a word.
 func (f *finisher) claim(ctx context.Context, work chan<- finishEntry) {
-	t := time.NewTicker(f.cfg.ClaimAfter / 2)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, f.cfg.ClaimAfter/2, func(ctx context.Context) {
 		for p := range f.m.layout.Partitions() {
 			for _, e := range f.claimed(ctx, p) {
 				if !f.give(ctx, work, e) {
@@ -306,7 +299,7 @@ func (f *finisher) claim(ctx context.Context, work chan<- finishEntry) {
 				}
 			}
 		}
-	}
+	})
 }
 
 // claimed claims a partition's finishes idle longer than ClaimAfter, with
@@ -405,15 +398,8 @@ func (f *finisher) call(ctx context.Context, fin Finish) (err error) {
 // its idle time, so that no other finisher takes over a finish this one
 // has, waiting for a worker or being handled.
 func (f *finisher) keep(ctx context.Context) {
-	t := time.NewTicker(f.cfg.ClaimAfter / 3)
-	defer t.Stop()
 	client := f.m.client
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, f.cfg.ClaimAfter/3, func(ctx context.Context) {
 		f.mu.Lock()
 		byPartition := map[int][]string{}
 		for k := range f.inHand {
@@ -429,7 +415,7 @@ func (f *finisher) keep(ctx context.Context) {
 				f.warn(ctx, "synckairos: finisher could not keep its finishes", p, err)
 			}
 		}
-	}
+	})
 }
 
 // done removes a finish from its stream.
