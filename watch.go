@@ -36,6 +36,7 @@ type Watch struct {
 	closed bool
 	ready  chan struct{} // something to read
 	stop   func() bool   // stops the close at the end of the context
+	notify func()        // called when there is something to read, or on Close
 }
 
 // WatchSession starts watching a session's changes; read them with Next.
@@ -94,6 +95,44 @@ func (w *Watch) Next(ctx context.Context) (WatchEvent, error) {
 	}
 }
 
+// TryNext returns the session's next change if one is waiting, without
+// waiting; ok is false when none is. After Close it returns ErrClosed.
+func (w *Watch) TryNext() (ev WatchEvent, ok bool, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.closed:
+		return WatchEvent{}, false, ErrClosed
+	case w.resync:
+		w.resync, w.queue = false, w.queue[:0]
+		return WatchEvent{Resync: true}, true, nil
+	case len(w.queue) > 0:
+		ev = w.queue[0]
+		w.queue[0] = WatchEvent{}
+		w.queue = w.queue[1:]
+		return ev, true, nil
+	}
+	return WatchEvent{}, false, nil
+}
+
+// Pending reports whether TryNext has something to return (a change, a
+// resync, or ErrClosed).
+func (w *Watch) Pending() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.closed || w.resync || len(w.queue) > 0
+}
+
+// Notify sets f to be called, with no lock held, whenever the Watch gets
+// something to read and when it closes: for a server that reads many
+// Watches with TryNext from a few goroutines instead of a goroutine each.
+// f must not block.
+func (w *Watch) Notify(f func()) {
+	w.mu.Lock()
+	w.notify = f
+	w.mu.Unlock()
+}
+
 // Close stops the Watch. It is idempotent.
 func (w *Watch) Close() {
 	w.mu.Lock()
@@ -103,13 +142,16 @@ func (w *Watch) Close() {
 	}
 	w.closed = true
 	w.queue = nil
-	stop := w.stop
+	stop, notify := w.stop, w.notify
 	w.mu.Unlock()
 	if stop != nil {
 		stop()
 	}
 	w.hub.remove(w)
 	w.signal()
+	if notify != nil {
+		notify()
+	}
 }
 
 func (w *Watch) push(ev WatchEvent) {
@@ -121,8 +163,12 @@ func (w *Watch) push(ev WatchEvent) {
 	default:
 		w.queue = append(w.queue, ev)
 	}
+	notify := w.notify
 	w.mu.Unlock()
 	w.signal()
+	if notify != nil {
+		notify()
+	}
 }
 
 func (w *Watch) signal() {

@@ -60,7 +60,12 @@ type StreamOptions struct {
 // Last-Event-ID (or the query parameter last_event_id, for a client that
 // reconnects to another instance) does not get the view it has again. A
 // deletion is a "deleted" event, after which the stream ends. An unknown
-// session gives 404, a refused one 403; the stream ends with the request.
+// session gives 404, a refused one 403.
+//
+// An HTTP/1.x stream leaves net/http once its headers and first view are
+// written (http.ResponseController.Hijack), and a small shared pool of
+// goroutines writes the watchers' events: a watcher waiting costs a few
+// KiB, no goroutine. Over HTTP/2 a stream runs in its handler.
 func Stream(m *synckairos.Manager, opts *StreamOptions) http.Handler {
 	var o StreamOptions
 	if opts != nil {
@@ -80,12 +85,15 @@ func Stream(m *synckairos.Manager, opts *StreamOptions) http.Handler {
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = DefaultWriteTimeout
 	}
-	return &stream{m: m, o: o}
+	st := &stream{m: m, o: o}
+	st.fleet.h = st
+	return st
 }
 
 type stream struct {
-	m *synckairos.Manager
-	o StreamOptions
+	m     *synckairos.Manager
+	o     StreamOptions
+	fleet fleet // the hijacked streams
 }
 
 func (h *stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -101,25 +109,19 @@ func (h *stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	// Watch first, then read: no change falls in between.
-	watch, err := h.m.WatchSession(ctx, id, h.o.Buffer)
+	// Watch first, then read: no change falls in between. The Watch ends
+	// with the stream (a hijacked stream outlives its request).
+	watch, err := h.m.WatchSession(context.WithoutCancel(ctx), id, h.o.Buffer)
 	if err != nil {
 		WriteError(w, err)
 		return
 	}
-	defer watch.Close()
 	s, err := h.m.GetSession(ctx, id)
 	if err != nil {
+		watch.Close()
 		WriteError(w, err)
 		return
 	}
-	rc := http.NewResponseController(w)
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-cache")
-	hdr.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
-	w.WriteHeader(http.StatusOK)
-
 	// Resuming: the browser's own reconnect sends Last-Event-ID; clock.js,
 	// moving to another instance, the query parameter last_event_id.
 	last := r.Header.Get("Last-Event-ID")
@@ -128,20 +130,23 @@ func (h *stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sent, _ := strconv.ParseInt(last, 10, 64)
 	sentLife := int64(-1) // unknown when resuming: only the same version is skipped
+	rc := http.NewResponseController(w)
+	if r.ProtoMajor == 1 && h.hijack(ctx, rc, w.Header(), id, watch, s, sent) {
+		return
+	}
+	defer watch.Close()
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	w.WriteHeader(http.StatusOK)
+
 	send := func(s *synckairos.State) error {
-		if s.Version == sent && (sentLife < 0 || s.Life == sentLife) || s.Life == sentLife && s.Version < sent {
-			return nil // the watcher has it, or a newer one
-		}
-		now, err := h.m.Now(ctx)
-		if err != nil {
+		b, ok, err := view(ctx, h.m, s, &sent, &sentLife)
+		if err != nil || !ok {
 			return err
 		}
-		b, err := json.Marshal(s.ViewAt(now))
-		if err != nil {
-			return err
-		}
-		sent, sentLife = s.Version, s.Life
-		return h.write(rc, w, "id: "+strconv.FormatInt(s.Version, 10)+"\nevent: view\ndata: "+string(b)+"\n\n")
+		return h.write(rc, w, string(b))
 	}
 	if err := send(s); err != nil {
 		return
@@ -179,6 +184,35 @@ func (h *stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+}
+
+// hijack takes an HTTP/1.x stream out of net/http once its headers and
+// first view are written, and hands it to the fleet; false when the
+// connection cannot be taken (the stream then goes on in this handler).
+func (h *stream) hijack(ctx context.Context, rc *http.ResponseController, hdr http.Header, id string, watch *synckairos.Watch, s *synckairos.State, sent int64) bool {
+	conn, brw, err := rc.Hijack()
+	if err != nil {
+		return false
+	}
+	if brw.Reader.Buffered() > 0 { // a pipelined request after a stream: refused
+		conn.Close()
+		watch.Close()
+		return true
+	}
+	wr := &watcher{f: &h.fleet, id: id, conn: conn, watch: watch, sent: sent, sentLife: -1}
+	head := "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\nConnection: close\r\n"
+	for k, vs := range hdr { // the host's, such as Access-Control-Allow-Origin
+		for _, v := range vs {
+			head += k + ": " + v + "\r\n"
+		}
+	}
+	if wr.put(head+"\r\n") != nil || wr.send(ctx, s) != nil {
+		conn.Close()
+		watch.Close()
+		return true
+	}
+	h.fleet.add(wr)
+	return true
 }
 
 // write writes and flushes within the write timeout.

@@ -314,3 +314,65 @@ func TestWriteError(t *testing.T) {
 		}
 	}
 }
+
+// Over HTTP/2, where a connection cannot be taken out of net/http, the
+// stream runs in its handler: the same events, heartbeats included.
+func TestStreamOverHTTP2(t *testing.T) {
+	t.Parallel()
+	m, _ := synckairostest.NewManager(t, nil)
+	mux := http.NewServeMux()
+	mux.Handle("GET /games/{id}/clock", skhttp.Stream(m, &skhttp.StreamOptions{Heartbeat: 50 * time.Millisecond}))
+	srv := httptest.NewUnstartedServer(mux)
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	ctx := context.Background()
+	if _, err := m.CreateSession(ctx, &synckairos.State{SessionID: "g", Mode: synckairos.ModePerParticipant, Participants: players()}); err != nil {
+		t.Fatal(err)
+	}
+	reqCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(reqCtx, "GET", srv.URL+"/games/g/clock", nil)
+	res, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.ProtoMajor != 2 {
+		t.Fatalf("protocol %s", res.Proto)
+	}
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	got := map[string]bool{}
+	if _, err := m.StartSession(ctx, "g"); err != nil {
+		t.Fatal(err)
+	}
+	for sc.Scan() && !(got["id: 1"] && got["id: 2"] && got[": ping"]) {
+		got[sc.Text()] = true
+	}
+	if !got["id: 1"] || !got["id: 2"] || !got[": ping"] {
+		t.Fatalf("over HTTP/2: %v", got)
+	}
+}
+
+// Over HTTP/1.1 the stream leaves net/http after its headers: heartbeats
+// still come, from the shared writers.
+func TestHijackedStreamHeartbeats(t *testing.T) {
+	t.Parallel()
+	m, srv := server(t, &skhttp.StreamOptions{Heartbeat: 50 * time.Millisecond})
+	if _, err := m.CreateSession(context.Background(), &synckairos.State{SessionID: "g", Mode: synckairos.ModePerParticipant, Participants: players()}); err != nil {
+		t.Fatal(err)
+	}
+	res, _ := open(t, srv.URL+"/games/g/clock", nil)
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	pings := 0
+	for sc.Scan() && pings < 2 {
+		if sc.Text() == ": ping" {
+			pings++
+		}
+	}
+	if pings < 2 || res.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("%d pings, %q", pings, res.Header.Get("Content-Type"))
+	}
+}
