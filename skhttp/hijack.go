@@ -14,14 +14,17 @@ import (
 
 // The streams of HTTP/1.x watchers leave net/http once their headers are
 // written (Hijack): a watcher is then its connection, its Watch and a few
-// fields, and a small pool of goroutines, started when there is something
-// to write and ending when there is not, writes every watcher's events, so
-// that a watcher costs no goroutine and no buffer of its own while it
-// waits. (net/http holds two goroutines and two 4 KiB buffers for each
-// open request.)
+// fields, and a pool of goroutines, started when there is something to
+// write and ending when there is not, writes every watcher's events, so
+// that a watcher costs no buffer and no goroutine of its own while it
+// waits but the one blocked reading its connection, which sees the client
+// go. (net/http holds two goroutines and two 4 KiB buffers for each open
+// request.)
 
-// maxWriters bounds the goroutines writing to hijacked watchers at once.
-const maxWriters = 64
+// maxWriters bounds the goroutines writing to hijacked watchers at once: a
+// watcher that does not read holds one for up to WriteTimeout, and the
+// others go on with the rest.
+const maxWriters = 1024
 
 // fleet is the hijacked watchers of one Stream handler.
 type fleet struct {
@@ -62,6 +65,26 @@ func (f *fleet) add(w *watcher) {
 	w.watch.Notify(w.ready)
 	if w.watch.Pending() {
 		w.ready()
+	}
+	// A client says nothing after its request: a read returns when it
+	// goes away (or breaks the protocol), and the watcher closes at once.
+	go func() {
+		var b [1]byte
+		_, _ = w.conn.Read(b[:])
+		w.close()
+	}()
+}
+
+// closeAll closes every watcher, for StreamHandler.Close.
+func (f *fleet) closeAll() {
+	f.mu.Lock()
+	all := make([]*watcher, 0, len(f.all))
+	for w := range f.all {
+		all = append(all, w)
+	}
+	f.mu.Unlock()
+	for _, w := range all {
+		w.close()
 	}
 }
 
@@ -167,8 +190,9 @@ func (w *watcher) serve() {
 	}
 	w.mu.Lock()
 	w.queued = false
+	again := w.ping // a heartbeat asked for while it was being written
 	w.mu.Unlock()
-	if w.watch.Pending() { // arrived while it was being written
+	if again || w.watch.Pending() { // or a change
 		w.ready()
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/synckairos/synckairos"
@@ -63,10 +64,12 @@ type StreamOptions struct {
 // session gives 404, a refused one 403.
 //
 // An HTTP/1.x stream leaves net/http once its headers and first view are
-// written (http.ResponseController.Hijack), and a small shared pool of
-// goroutines writes the watchers' events: a watcher waiting costs a few
-// KiB, no goroutine. Over HTTP/2 a stream runs in its handler.
-func Stream(m *synckairos.Manager, opts *StreamOptions) http.Handler {
+// written (http.ResponseController.Hijack), and a shared pool of goroutines
+// writes the watchers' events: a watcher waiting costs a few KiB and one
+// goroutine blocked reading its connection, which sees the client go. Such
+// streams end with the Manager, the client, or StreamHandler.Close (not
+// with http.Server.Close). Over HTTP/2 a stream runs in its handler.
+func Stream(m *synckairos.Manager, opts *StreamOptions) *StreamHandler {
 	var o StreamOptions
 	if opts != nil {
 		o = *opts
@@ -87,8 +90,21 @@ func Stream(m *synckairos.Manager, opts *StreamOptions) http.Handler {
 	}
 	st := &stream{m: m, o: o}
 	st.fleet.h = st
-	return st
+	return &StreamHandler{st}
 }
+
+// StreamHandler is the handler Stream returns.
+type StreamHandler struct{ s *stream }
+
+// ServeHTTP serves one watcher's stream.
+func (h *StreamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.s.ServeHTTP(w, r) }
+
+// Close ends every stream the handler took out of net/http (an HTTP/1.x
+// stream, once its headers are written): http.Server.Close and Shutdown
+// no longer see them. Call it as the server shuts down, for instance from
+// http.Server.RegisterOnShutdown; the streams end with the Manager too.
+// Streams that start afterwards are served as before.
+func (h *StreamHandler) Close() { h.s.fleet.closeAll() }
 
 type stream struct {
 	m     *synckairos.Manager
@@ -194,24 +210,46 @@ func (h *stream) hijack(ctx context.Context, rc *http.ResponseController, hdr ht
 	if err != nil {
 		return false
 	}
-	if brw.Reader.Buffered() > 0 { // a pipelined request after a stream: refused
-		conn.Close()
-		watch.Close()
-		return true
-	}
 	wr := &watcher{f: &h.fleet, id: id, conn: conn, watch: watch, sent: sent, sentLife: -1}
-	head := "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\nConnection: close\r\n"
-	for k, vs := range hdr { // the host's, such as Access-Control-Allow-Origin
-		for _, v := range vs {
-			head += k + ": " + v + "\r\n"
+	// The head as net/http would write it: ours over the host's (such as
+	// Access-Control-Allow-Origin), values cleaned, invalid names left out.
+	head := http.Header{}
+	for k, vs := range hdr {
+		if validHeaderName(k) {
+			head[k] = vs
 		}
 	}
-	if wr.put(head+"\r\n") != nil || wr.send(ctx, s) != nil {
+	head.Set("Content-Type", "text/event-stream")
+	head.Set("Cache-Control", "no-cache")
+	head.Set("X-Accel-Buffering", "no")
+	head.Set("Connection", "close")
+	head.Del("Content-Length")
+	head.Del("Transfer-Encoding")
+	var b strings.Builder
+	b.WriteString("HTTP/1.1 200 OK\r\n")
+	_ = head.Write(&b)
+	b.WriteString("\r\n")
+	if brw.Reader.Buffered() > 0 || wr.put(b.String()) != nil || wr.send(ctx, s) != nil {
+		// (Bytes after the request: a body or a pipelined request, which a
+		// stream does not read.)
 		conn.Close()
 		watch.Close()
 		return true
 	}
 	h.fleet.add(wr)
+	return true
+}
+
+// validHeaderName reports whether name is an HTTP token.
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for _, c := range []byte(name) {
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("\"(),/:;<=>?@[\\]{}", c) >= 0 {
+			return false
+		}
+	}
 	return true
 }
 

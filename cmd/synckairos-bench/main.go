@@ -17,6 +17,7 @@
 //	pubsub            delivery of each change to N subscribers on other clients
 //	expiry            lateness of expiries with many running sessions, one expirer
 //	audit             commit to Postgres row through the relay and River
+//	watch             write to each of 10,000 SSE watchers (skhttp.Stream, in a process of their own), and the server's memory per watcher
 //
 // Flags left at 0 take each scenario's default (listed by -h). Keys live
 // under a prefix of their own, deleted at the end; the audit scenario uses a
@@ -58,6 +59,7 @@ type options struct {
 	instances    int
 	riverFetch   time.Duration
 	auditDrain   bool
+	watchers     int
 	progress     io.Writer
 }
 
@@ -73,6 +75,7 @@ var scenarios = []struct {
 	{"pubsub", (*bench).pubsub},
 	{"expiry", (*bench).expiry},
 	{"audit", (*bench).audit},
+	{"watch", (*bench).watch},
 }
 
 func scenarioNames() []string {
@@ -131,6 +134,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.instances, "instances", 2, "mutate-contended: Managers, each on a client of its own, sharing the workers (as instances of an application would)")
 	fs.BoolVar(&o.auditDrain, "audit-drain", false, "audit: start the relay only once the writers stop, and measure how fast the whole backlog drains")
 	fs.DurationVar(&o.riverFetch, "river-fetch", 10*time.Millisecond, "audit: River FetchCooldown of the host's River client (FetchPollInterval is 5 times it)")
+	fs.IntVar(&o.watchers, "watchers", 0, "watch: SSE watchers, 10 per session (default 10000)")
 	fs.IntVar(&o.subscribers, "subscribers", 4, "pubsub: subscribing Managers, each on a client of its own")
 	fs.IntVar(&o.rate, "rate", 0, "pubsub and audit: updates per second over all writers (0: as fast as they go)")
 	fs.StringVar(&o.format, "format", "text", "output: text or json")

@@ -20,7 +20,7 @@ func smoke(t *testing.T, redisURL string, scenarios ...string) []Result {
 	testenv.RedisClient(t, redisURL) // skips without Redis
 	var errOut bytes.Buffer
 	o, err := parseFlags([]string{"-redis", redisURL, "-postgres", testenv.DatabaseURL(), "-duration", "400ms",
-		"-sessions", "64", "-concurrency", "8", "-format", "json", "-scenarios", strings.Join(scenarios, ",")}, &errOut)
+		"-sessions", "64", "-concurrency", "8", "-watchers", "200", "-format", "json", "-scenarios", strings.Join(scenarios, ",")}, &errOut)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func smoke(t *testing.T, redisURL string, scenarios ...string) []Result {
 }
 
 func TestSmoke(t *testing.T) {
-	scenarios := []string{"get", "update", "mutate-contended", "switch", "pubsub", "expiry"}
+	scenarios := []string{"get", "update", "mutate-contended", "switch", "pubsub", "expiry", "watch"}
 	if conn, err := pgx.Connect(context.Background(), testenv.DatabaseURL()); err != nil {
 		testenv.Unavailable(t, "Postgres", err)
 	} else {
