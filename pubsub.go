@@ -173,6 +173,9 @@ func (m *Manager) subscribe(ctx context.Context, deliver func(rueidis.PubSubMess
 	if err := m.check(); err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	sub := m.hub.NewSub(m.cfg.SubscriptionBuffer, deliver, resync)
 	go sub.Run(ctx)
 	if err := m.hub.Subscribe(ctx, sub, topics...); err != nil {

@@ -159,7 +159,11 @@ func (h *Hub) Subscribe(ctx context.Context, sub *Sub, topics ...Topic) error {
 		case <-ctx.Done():
 			h.Remove(sub)
 			return ctx.Err()
-		case <-sub.done: // closed meanwhile, by Hub.Close
+		case <-sub.done: // closed meanwhile: by Hub.Close, or its context ended
+			if err := ctx.Err(); err != nil {
+				h.Remove(sub)
+				return err
+			}
 			return ErrClosed
 		}
 	}
