@@ -1,94 +1,28 @@
 package skhttp_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/synckairos/synckairos"
+	"github.com/synckairos/synckairos/internal/ssewatch"
 	"github.com/synckairos/synckairos/skhttp"
 )
 
-// watchClientEnv, set to a stream URL prefix, makes the test binary the
-// watchers' process of TestManyWatchers: the watchers and the server each
-// hold one end of every connection, and a process of 10,000 watchers and
-// their server would need 20,000 descriptors.
-const watchClientEnv = "SKHTTP_WATCH_CLIENT"
-
 func init() {
-	if base := os.Getenv(watchClientEnv); base != "" {
-		os.Exit(watchClient(base))
+	if ssewatch.IsChild() { // the watchers' process of TestManyWatchers
+		os.Exit(ssewatch.Main())
 	}
-}
-
-// watchClient opens the watchers, says "ready" on stdout, records each
-// view's delay from its write (last_transition.at) to its arrival, and
-// prints the delays (µs) once stdin closes.
-func watchClient(base string) int {
-	watchers, _ := strconv.Atoi(os.Getenv("SKHTTP_WATCHERS"))
-	sessions, _ := strconv.Atoi(os.Getenv("SKHTTP_SESSIONS"))
-	var mu sync.Mutex
-	var delays []int64
-	var ready atomic.Int64
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: watchers, MaxConnsPerHost: 0}}
-	for i := range watchers {
-		go func() {
-			res, err := client.Get(fmt.Sprintf("%s/games/s-%d/clock", base, i%sessions))
-			if err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				return
-			}
-			defer res.Body.Close()
-			sc := bufio.NewScanner(res.Body)
-			sc.Buffer(make([]byte, 64<<10), 1<<20)
-			first := true
-			for sc.Scan() {
-				data, ok := strings.CutPrefix(sc.Text(), "data: ")
-				if !ok {
-					continue
-				}
-				if first {
-					first = false
-					ready.Add(1)
-					continue
-				}
-				var v struct {
-					LastTransition struct{ At time.Time } `json:"last_transition"`
-				}
-				if json.Unmarshal([]byte(data), &v) == nil {
-					d := time.Since(v.LastTransition.At).Microseconds()
-					mu.Lock()
-					delays = append(delays, d)
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for ready.Load() < int64(watchers) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	fmt.Println("ready")
-	io.Copy(io.Discard, os.Stdin)
-	mu.Lock()
-	defer mu.Unlock()
-	json.NewEncoder(os.Stdout).Encode(delays)
-	return 0
 }
 
 // Many watchers of many sessions on one instance (SKHTTP_WATCHERS, 1,000
@@ -143,21 +77,11 @@ func TestManyWatchers(t *testing.T) {
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
 	goroutines := runtime.NumGoroutine()
-	exe, _ := os.Executable()
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), watchClientEnv+"="+srv.URL, fmt.Sprint("SKHTTP_WATCHERS=", watchers), fmt.Sprint("SKHTTP_SESSIONS=", sessions))
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
+	watch, err := ssewatch.Start(srv.URL, "/games/s-%d/clock", watchers, sessions)
+	if err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Process.Kill()
-	out := bufio.NewReader(stdout)
-	line, err := out.ReadString('\n')
-	if err != nil || strings.TrimSpace(line) != "ready" {
-		t.Fatalf("the watchers: %q, %v", line, err)
-	}
+	defer watch.Kill()
 	runtime.GC()
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
@@ -180,12 +104,10 @@ func TestManyWatchers(t *testing.T) {
 	}
 	tick.Stop()
 	time.Sleep(time.Second) // the last deliveries
-	stdin.Close()
-	var delays []int64
-	if err := json.NewDecoder(out).Decode(&delays); err != nil {
+	delays, err := watch.Delays()
+	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Wait()
 	want := changes * 10
 	slices.Sort(delays)
 	if len(delays) != want {

@@ -1,36 +1,24 @@
 package main
 
 import (
-	"bufio"
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/synckairos/synckairos"
+	"github.com/synckairos/synckairos/internal/ssewatch"
 	"github.com/synckairos/synckairos/skhttp"
 )
 
-// watchClientEnv, set to a stream URL, makes this program the watchers of
-// the watch scenario: they run in a process of their own, so that the
-// server's memory is the server's, and neither process holds both ends of
-// every connection.
-const watchClientEnv = "SYNCKAIROS_BENCH_WATCH_CLIENT"
-
 func init() {
-	if base := os.Getenv(watchClientEnv); base != "" {
-		os.Exit(watchClient(base))
+	if ssewatch.IsChild() { // the watchers' process of the watch scenario
+		os.Exit(ssewatch.Main())
 	}
 }
 
@@ -71,30 +59,11 @@ func (b *bench) watch(ctx context.Context) (*Result, error) {
 	runtime.GC()
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
-	exe, err := os.Executable()
+	watch, err := ssewatch.Start("http://"+ln.Addr().String(), "/games/watch-%d/clock", watchers, n)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, exe)
-	cmd.Env = append(os.Environ(), watchClientEnv+"=http://"+ln.Addr().String(),
-		fmt.Sprint("SYNCKAIROS_BENCH_WATCHERS=", watchers), fmt.Sprint("SYNCKAIROS_BENCH_SESSIONS=", n))
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	out := bufio.NewReader(stdout)
-	if line, err := out.ReadString('\n'); err != nil || strings.TrimSpace(line) != "ready" {
-		return nil, fmt.Errorf("the watchers: %q, %v", line, err)
-	}
+	defer watch.Kill()
 	runtime.GC()
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
@@ -118,9 +87,8 @@ func (b *bench) watch(ctx context.Context) (*Result, error) {
 	}
 	tick.Stop()
 	time.Sleep(time.Second) // the last deliveries
-	stdin.Close()
-	var delays []int64
-	if err := json.NewDecoder(out).Decode(&delays); err != nil {
+	delays, err := watch.Delays()
+	if err != nil {
 		return nil, fmt.Errorf("the watchers' figures: %w", err)
 	}
 	var h Hist
@@ -144,63 +112,4 @@ func (b *bench) watch(ctx context.Context) (*Result, error) {
 		"server memory per watcher (KiB)": fmt.Sprintf("%.1f", perWatcher/1024),
 	}
 	return r, nil
-}
-
-// watchClient opens the watchers, says "ready" on stdout once each has its
-// first view, records each later view's delay from its write, and prints
-// the delays (µs) as JSON once stdin closes.
-func watchClient(base string) int {
-	watchers, _ := strconv.Atoi(os.Getenv("SYNCKAIROS_BENCH_WATCHERS"))
-	sessions, _ := strconv.Atoi(os.Getenv("SYNCKAIROS_BENCH_SESSIONS"))
-	var mu sync.Mutex
-	var delays []int64
-	var ready atomic.Int64
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: watchers}}
-	for i := range watchers {
-		go func() {
-			res, err := client.Get(fmt.Sprintf("%s/games/watch-%d/clock", base, i%sessions))
-			if err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				return
-			}
-			defer res.Body.Close()
-			sc := bufio.NewScanner(res.Body)
-			sc.Buffer(make([]byte, 64<<10), 1<<20)
-			first := true
-			for sc.Scan() {
-				data, ok := strings.CutPrefix(sc.Text(), "data: ")
-				if !ok {
-					continue
-				}
-				if first {
-					first = false
-					ready.Add(1)
-					continue
-				}
-				var v struct {
-					LastTransition struct{ At time.Time } `json:"last_transition"`
-				}
-				if json.Unmarshal([]byte(data), &v) == nil {
-					d := time.Since(v.LastTransition.At).Microseconds()
-					mu.Lock()
-					delays = append(delays, d)
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for deadline := time.Now().Add(time.Minute); ready.Load() < int64(watchers); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			fmt.Fprintf(os.Stderr, "%d of %d watchers ready after a minute\n", ready.Load(), watchers)
-			return 1
-		}
-	}
-	fmt.Println("ready")
-	io.Copy(io.Discard, os.Stdin)
-	mu.Lock()
-	defer mu.Unlock()
-	if err := json.NewEncoder(os.Stdout).Encode(delays); err != nil {
-		return 1
-	}
-	return 0
 }

@@ -625,35 +625,6 @@ func (s *Store) slotSpans(ctx context.Context) (slots.Spans, error) {
 	return sp, s.timedOut(ctx, bounded, err)
 }
 
-// Due is what one partition's deadline index holds due.
-type Due struct {
-	Partition int
-	IDs       []string
-	// Err is set when the partition's node failed, or did not answer within
-	// the timeout; the other partitions' results stand.
-	Err error
-}
-
-// DueIn returns, for each of partitions, up to limit sessions whose deadline
-// is at or before now, all in one round trip (one per node on a cluster),
-// each partition bounded by timeout.
-func (s *Store) DueIn(ctx context.Context, partitions []int, now time.Time, limit int, timeout time.Duration) []Due {
-	bounded, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	upTo := strconv.FormatInt(now.UnixMilli(), 10)
-	cmds := make(rueidis.Commands, len(partitions))
-	for i, p := range partitions {
-		cmds[i] = s.client.B().Zrange().Key(s.layout.Deadlines(p)).Min("-inf").Max(upTo).Byscore().Limit(0, int64(limit)).Build()
-	}
-	out := make([]Due, len(partitions))
-	for i, r := range s.client.DoMulti(bounded, cmds...) {
-		out[i].Partition = partitions[i]
-		ids, err := r.AsStrSlice()
-		out[i].IDs, out[i].Err = ids, timedOut(ctx, bounded, timeout, err)
-	}
-	return out
-}
-
 // Forget removes a session from its partition's deadline index: for entries
 // whose session is gone.
 func (s *Store) Forget(ctx context.Context, id string) error {
