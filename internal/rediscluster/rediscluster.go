@@ -8,10 +8,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -370,20 +372,22 @@ func waitFor(ctx context.Context, ok func() bool) error {
 }
 
 // freePorts returns n ports p free on loopback with p+10000 (the cluster
-// bus) free too.
+// bus) free too. They are taken below the kernel's ephemeral range (32768
+// and up on Linux), where a test's own outgoing connections, thousands at
+// times, could take one between this check and the node's bind.
 func freePorts(n int) ([]int, error) {
 	var ports []int
 	for tries := 0; len(ports) < n && tries < 1000; tries++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
+		p := 10000 + rand.IntN(22000) // bus: 20000 to 31999
+		if slices.Contains(ports, p) {
+			continue
 		}
-		p := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		if p+10000 > 65535 {
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
 			continue
 		}
 		bus, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+10000))
+		ln.Close()
 		if err != nil {
 			continue
 		}
