@@ -82,8 +82,16 @@ export interface View {
   data?: unknown;
 }
 
+/** A message of a WebSocket stream (skhttp.FeedEvent). */
+export type FeedEvent =
+  | { event: "view"; id: string; data: View }
+  | { event: "deleted" };
+
 export interface ClockOptions {
-  /** SSE stream URLs of the session (skhttp.Stream), tried in turn. */
+  /**
+   * Stream URLs of the session, tried in turn: SSE streams (skhttp.Stream),
+   * or ws:// and wss:// URLs of WebSockets sending FeedEvent messages.
+   */
   streams: string[];
   /** The time endpoint (skhttp.Time). */
   time: string;

@@ -3,7 +3,9 @@
 //
 //   import { Clock } from "/clock.js";
 //   const clock = new Clock({
-//     streams: ["/games/42/clock"],          // SSE streams (skhttp.Stream), tried in turn
+//     streams: ["/games/42/clock"],          // SSE streams (skhttp.Stream), tried in turn;
+//                                            // ws:// or wss:// URLs: WebSockets sending
+//                                            // skhttp.FeedEvent JSON messages
 //     time: "/time",                         // skhttp.Time
 //     onView: (view) => render(view),        // each new view of the session
 //     onTick: (clocks, view) => draw(clocks),// every animation frame
@@ -88,6 +90,35 @@ export class Clock {
     if (this.lastEventID) {
       url += (url.includes("?") ? "&" : "?") + "last_event_id=" + encodeURIComponent(this.lastEventID);
     }
+    const next = () => {
+      this.streamIndex++;
+      setTimeout(() => this.open(), 250);
+    };
+    const deleted = () => {
+      this.finished = true;
+      this.onFinish(this.view);
+    };
+    if (/^wss?:/.test(url)) {
+      // A WebSocket: one JSON message per event, {event, id, data}.
+      const ws = new WebSocket(url);
+      this.source = ws;
+      let over = false;
+      ws.onmessage = (e) => {
+        const ev = JSON.parse(e.data);
+        if (ev.event === "view") {
+          this.lastEventID = ev.id;
+          this.snap(ev.data);
+        } else if (ev.event === "deleted") {
+          over = true;
+          ws.close();
+          deleted();
+        }
+      };
+      ws.onclose = () => {
+        if (!over && !this.stopped) next();
+      };
+      return;
+    }
     const source = new EventSource(url);
     this.source = source;
     source.addEventListener("view", (e) => {
@@ -96,14 +127,12 @@ export class Clock {
     });
     source.addEventListener("deleted", () => {
       source.close();
-      this.finished = true;
-      this.onFinish(this.view);
+      deleted();
     });
     source.onerror = () => {
       if (source.readyState === EventSource.CLOSED || !this.finished) {
         source.close();
-        this.streamIndex++;
-        setTimeout(() => this.open(), 250);
+        next();
       }
     };
   }

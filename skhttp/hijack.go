@@ -2,14 +2,9 @@ package skhttp
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"net"
-	"strconv"
 	"sync"
 	"time"
-
-	"github.com/synckairos/synckairos"
 )
 
 // The streams of HTTP/1.x watchers leave net/http once their headers are
@@ -38,12 +33,9 @@ type fleet struct {
 
 // watcher is one hijacked stream.
 type watcher struct {
-	f        *fleet
-	id       string
-	conn     net.Conn
-	watch    *synckairos.Watch
-	sent     int64
-	sentLife int64
+	f    *fleet
+	conn net.Conn
+	feed *Feed
 
 	mu     sync.Mutex
 	queued bool // in the queue, or being written
@@ -62,8 +54,8 @@ func (f *fleet) add(w *watcher) {
 		go f.heartbeat(f.beat)
 	}
 	f.mu.Unlock()
-	w.watch.Notify(w.ready)
-	if w.watch.Pending() {
+	w.feed.watch.Notify(w.ready)
+	if w.feed.watch.Pending() {
 		w.ready()
 	}
 	// A client says nothing after its request: a read returns when it
@@ -166,25 +158,15 @@ func (f *fleet) write() {
 
 // serve writes what w has to say, and closes it when it is over.
 func (w *watcher) serve() {
-	for {
-		ev, ok, err := w.watch.TryNext()
-		if err != nil {
-			w.close()
-			return
-		}
-		if !ok {
-			break
-		}
-		if !w.event(ev) {
-			w.close()
-			return
-		}
+	if !w.drain() {
+		w.close()
+		return
 	}
 	w.mu.Lock()
 	ping := w.ping
 	w.ping = false
 	w.mu.Unlock()
-	if ping && w.put(": ping\n\n") != nil {
+	if ping && w.put([]byte(": ping\n\n")) != nil {
 		w.close()
 		return
 	}
@@ -192,43 +174,33 @@ func (w *watcher) serve() {
 	w.queued = false
 	again := w.ping // a heartbeat asked for while it was being written
 	w.mu.Unlock()
-	if again || w.watch.Pending() { // or a change
+	// (drain left nothing in the feed itself: a change since is in its
+	// Watch.)
+	if again || w.feed.watch.Pending() {
 		w.ready()
 	}
 }
 
-// event writes one change; false ends the stream.
-func (w *watcher) event(ev synckairos.WatchEvent) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), w.f.h.o.WriteTimeout)
-	defer cancel()
-	m := w.f.h.m
-	switch {
-	case ev.Resync:
-		s, err := m.GetSession(ctx, w.id)
-		if errors.Is(err, synckairos.ErrSessionNotFound) {
-			_ = w.put("event: deleted\ndata: {}\n\n")
+// drain writes the events the feed has now; false ends the stream.
+func (w *watcher) drain() bool {
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), w.f.h.o.WriteTimeout)
+		ev, ok, err := w.feed.next(ctx, false)
+		cancel()
+		if err != nil || !ok {
+			return err == nil
+		}
+		b, err := sse(ev)
+		if err != nil || w.put(b) != nil || ev.Event == EventDeleted {
 			return false
 		}
-		return err == nil && w.send(ctx, s) == nil
-	case ev.Deleted:
-		_ = w.put("event: deleted\ndata: {}\n\n")
-		return false
 	}
-	return w.send(ctx, ev.State) == nil
 }
 
-func (w *watcher) send(ctx context.Context, s *synckairos.State) error {
-	b, ok, err := view(ctx, w.f.h.m, s, &w.sent, &w.sentLife)
-	if err != nil || !ok {
-		return err
-	}
-	return w.put(string(b))
-}
-
-// put writes s within the write timeout.
-func (w *watcher) put(s string) error {
+// put writes b within the write timeout.
+func (w *watcher) put(b []byte) error {
 	_ = w.conn.SetWriteDeadline(time.Now().Add(w.f.h.o.WriteTimeout))
-	_, err := w.conn.Write([]byte(s))
+	_, err := w.conn.Write(b)
 	return err
 }
 
@@ -240,25 +212,7 @@ func (w *watcher) close() {
 	}
 	w.done = true
 	w.mu.Unlock()
-	w.watch.Close()
+	w.feed.Close()
 	w.conn.Close()
 	w.f.remove(w)
-}
-
-// view returns the event of s's view, unless the watcher has it (sent and
-// sentLife say what it has), and records it as sent.
-func view(ctx context.Context, m *synckairos.Manager, s *synckairos.State, sent, sentLife *int64) ([]byte, bool, error) {
-	if s.Version == *sent && (*sentLife < 0 || s.Life == *sentLife) || s.Life == *sentLife && s.Version < *sent {
-		return nil, false, nil // the watcher has it, or a newer one
-	}
-	now, err := m.Now(ctx)
-	if err != nil {
-		return nil, false, err
-	}
-	b, err := json.Marshal(s.ViewAt(now))
-	if err != nil {
-		return nil, false, err
-	}
-	*sent, *sentLife = s.Version, s.Life
-	return []byte("id: " + strconv.FormatInt(s.Version, 10) + "\nevent: view\ndata: " + string(b) + "\n\n"), true, nil
 }

@@ -9,7 +9,9 @@
 //	mux.Handle("GET /clock.js", skhttp.Script())
 //
 // Commands (start, move, pause) stay the host's: a few lines each, with
-// WriteError for their failures.
+// WriteError for their failures. For another transport (a WebSocket),
+// OpenFeed gives one watcher the events the stream sends, without their
+// framing; clock.js reads them from ws:// URLs (examples/gameserver/websocket).
 package skhttp
 
 import (
@@ -19,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -125,79 +126,46 @@ func (h *stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	// Watch first, then read: no change falls in between. The Watch ends
-	// with the stream (a hijacked stream outlives its request).
-	watch, err := h.m.WatchSession(context.WithoutCancel(ctx), id, h.o.Buffer)
-	if err != nil {
-		WriteError(w, err)
-		return
-	}
-	s, err := h.m.GetSession(ctx, id)
-	if err != nil {
-		watch.Close()
-		WriteError(w, err)
-		return
-	}
 	// Resuming: the browser's own reconnect sends Last-Event-ID; clock.js,
 	// moving to another instance, the query parameter last_event_id.
 	last := r.Header.Get("Last-Event-ID")
 	if last == "" {
 		last = r.URL.Query().Get("last_event_id")
 	}
-	sent, _ := strconv.ParseInt(last, 10, 64)
-	sentLife := int64(-1) // unknown when resuming: only the same version is skipped
-	rc := http.NewResponseController(w)
-	if r.ProtoMajor == 1 && h.hijack(ctx, rc, w.Header(), id, watch, s, sent) {
+	feed, err := OpenFeed(ctx, h.m, id, last, h.o.Buffer)
+	if err != nil {
+		WriteError(w, err)
 		return
 	}
-	defer watch.Close()
+	rc := http.NewResponseController(w)
+	if r.ProtoMajor == 1 && h.hijack(rc, w.Header(), feed) {
+		return
+	}
+	defer feed.Close()
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-cache")
 	hdr.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	w.WriteHeader(http.StatusOK)
-
-	send := func(s *synckairos.State) error {
-		b, ok, err := view(ctx, h.m, s, &sent, &sentLife)
-		if err != nil || !ok {
-			return err
-		}
-		return h.write(rc, w, string(b))
-	}
-	if err := send(s); err != nil {
-		return
-	}
-	if err := h.write(rc, w, ""); err != nil { // the headers, at once
+	if err := h.write(rc, w, nil); err != nil { // the headers, at once
 		return
 	}
 	for {
 		next, cancel := context.WithTimeout(ctx, h.o.Heartbeat)
-		ev, err := watch.Next(next)
+		ev, err := feed.Next(next)
 		cancel()
 		switch {
 		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
-			if h.write(rc, w, ": ping\n\n") != nil {
+			if h.write(rc, w, []byte(": ping\n\n")) != nil {
 				return
 			}
 			continue
 		case err != nil:
 			return
-		case ev.Resync:
-			s, err := h.m.GetSession(ctx, id)
-			if errors.Is(err, synckairos.ErrSessionNotFound) {
-				_ = h.write(rc, w, "event: deleted\ndata: {}\n\n")
-				return
-			}
-			if err != nil || send(s) != nil {
-				return
-			}
-		case ev.Deleted:
-			_ = h.write(rc, w, "event: deleted\ndata: {}\n\n")
+		}
+		b, err := sse(ev)
+		if err != nil || h.write(rc, w, b) != nil || ev.Event == EventDeleted {
 			return
-		default:
-			if send(ev.State) != nil {
-				return
-			}
 		}
 	}
 }
@@ -205,12 +173,12 @@ func (h *stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // hijack takes an HTTP/1.x stream out of net/http once its headers and
 // first view are written, and hands it to the fleet; false when the
 // connection cannot be taken (the stream then goes on in this handler).
-func (h *stream) hijack(ctx context.Context, rc *http.ResponseController, hdr http.Header, id string, watch *synckairos.Watch, s *synckairos.State, sent int64) bool {
+func (h *stream) hijack(rc *http.ResponseController, hdr http.Header, feed *Feed) bool {
 	conn, brw, err := rc.Hijack()
 	if err != nil {
 		return false
 	}
-	wr := &watcher{f: &h.fleet, id: id, conn: conn, watch: watch, sent: sent, sentLife: -1}
+	wr := &watcher{f: &h.fleet, conn: conn, feed: feed}
 	// The head as net/http would write it: ours over the host's (such as
 	// Access-Control-Allow-Origin), values cleaned, invalid names left out.
 	head := http.Header{}
@@ -229,11 +197,11 @@ func (h *stream) hijack(ctx context.Context, rc *http.ResponseController, hdr ht
 	b.WriteString("HTTP/1.1 200 OK\r\n")
 	_ = head.Write(&b)
 	b.WriteString("\r\n")
-	if brw.Reader.Buffered() > 0 || wr.put(b.String()) != nil || wr.send(ctx, s) != nil {
+	if brw.Reader.Buffered() > 0 || wr.put([]byte(b.String())) != nil || !wr.drain() {
 		// (Bytes after the request: a body or a pipelined request, which a
 		// stream does not read.)
 		conn.Close()
-		watch.Close()
+		feed.Close()
 		return true
 	}
 	h.fleet.add(wr)
@@ -254,10 +222,10 @@ func validHeaderName(name string) bool {
 }
 
 // write writes and flushes within the write timeout.
-func (h *stream) write(rc *http.ResponseController, w http.ResponseWriter, s string) error {
+func (h *stream) write(rc *http.ResponseController, w http.ResponseWriter, b []byte) error {
 	_ = rc.SetWriteDeadline(time.Now().Add(h.o.WriteTimeout))
-	if s != "" {
-		if _, err := w.Write([]byte(s)); err != nil {
+	if len(b) > 0 {
+		if _, err := w.Write(b); err != nil {
 			return err
 		}
 	}
