@@ -74,16 +74,32 @@ func instance(t *testing.T, bin, addr, prefix string) *exec.Cmd {
 // through B shows within 100 ms; the remaining time shown stays within
 // 50 ms of the server's while the clock ticks; A is killed, the page
 // reconnects to B and shows the right time; white's flag shows as a flag.
-// The screenshot is kept in e2e/screenshots.
+// The screenshot is kept in e2e/screenshots. The same with the clocks
+// over Server-Sent Events (examples/gameserver) and over a WebSocket
+// (examples/gameserver/websocket, a module of its own).
 func TestGameServerInChromium(t *testing.T) {
 	browser := "/usr/bin/chromium"
 	if _, err := os.Stat(browser); err != nil {
 		unavailable(t, "no Chromium at %s (Debian's chromium): %v", browser, err)
 	}
-	bin := filepath.Join(t.TempDir(), "gameserver")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/synckairos/synckairos/examples/gameserver").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
+	for _, c := range []struct{ name, dir, shot string }{
+		{"sse", "../examples/gameserver", "gameserver.png"},
+		{"websocket", "../examples/gameserver/websocket", "gameserver-websocket.png"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			bin := filepath.Join(t.TempDir(), "gameserver")
+			build := exec.Command("go", "build", "-o", bin, ".")
+			build.Dir = c.dir
+			if out, err := build.CombinedOutput(); err != nil {
+				t.Fatalf("build: %v\n%s", err, out)
+			}
+			play(t, browser, bin, c.shot)
+		})
 	}
+}
+
+// play plays a game in Chromium on two instances of bin.
+func play(t *testing.T, browser, bin, screenshot string) {
 	var r [4]byte
 	rand.Read(r[:])
 	prefix := "sktest:e2e:" + hex.EncodeToString(r[:]) + ":"
@@ -222,8 +238,8 @@ func TestGameServerInChromium(t *testing.T) {
 	if err := os.MkdirAll("screenshots", 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join("screenshots", "gameserver.png"), shot, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join("screenshots", screenshot), shot, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("white flagged; screenshot in e2e/screenshots/gameserver.png (%d bytes)", len(shot))
+	t.Logf("white flagged; screenshot in e2e/screenshots/%s (%d bytes)", screenshot, len(shot))
 }

@@ -1,4 +1,4 @@
-package main
+package game
 
 import (
 	"bufio"
@@ -17,7 +17,7 @@ import (
 func TestTwoInstances(t *testing.T) {
 	t.Setenv("SYNCKAIROS_REDIS_URL", "")
 	ctx, cancel := context.WithCancel(context.Background())
-	servers, err := start(ctx, []string{"127.0.0.1:0", "127.0.0.1:0"})
+	servers, err := Start(ctx, []string{"127.0.0.1:0", "127.0.0.1:0"}, Options{KeyPrefix: "gameserver:"})
 	if err != nil {
 		t.Fatal(err)
 	}
