@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/synckairos/synckairos"
 )
 
@@ -444,6 +447,43 @@ func BenchmarkStateSwitch(b *testing.B) {
 				}
 				s.Version++
 			}
+		})
+	}
+}
+
+// BenchmarkTelemetry measures GetSession and SwitchCycle with Telemetry
+// off (nil, the default) and with the OpenTelemetry API's no-op providers
+// set, so that every instrument and span is called and nothing recorded;
+// each beside a raw GET, as the other benchmarks:
+//
+//	go test -run '^$' -bench Telemetry -count 6 -benchtime 5000x .
+//
+// The cost with the SDK recording is measured in examples/telemetry.
+func BenchmarkTelemetry(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		tel  *synckairos.Telemetry
+	}{
+		{"off", nil},
+		{"noop", &synckairos.Telemetry{MeterProvider: metricnoop.NewMeterProvider(), TracerProvider: tracenoop.NewTracerProvider()}},
+	} {
+		b.Run("telemetry="+tc.name+"/call=get", func(b *testing.B) {
+			m, raw, state := benchSetupCfg(b, redisURL(), 2, &synckairos.Config{Telemetry: tc.tel})
+			b.ReportAllocs()
+			measure(b, raw, func() {
+				if _, err := m.GetSession(context.Background(), state.SessionID); err != nil {
+					b.Fatal(err)
+				}
+			})
+		})
+		b.Run("telemetry="+tc.name+"/call=switch", func(b *testing.B) {
+			m, raw, state := benchSetupCfg(b, redisURL(), 2, &synckairos.Config{Telemetry: tc.tel})
+			b.ReportAllocs()
+			measure(b, raw, func() {
+				if _, err := m.SwitchCycle(context.Background(), state.SessionID, nil); err != nil {
+					b.Fatal(err)
+				}
+			})
 		})
 	}
 }

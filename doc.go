@@ -261,6 +261,16 @@ it removed the finish; Finish.Key ("life/version/sessionID") is the same for
 both calls. It needs only Redis; unused, it costs nothing. On the fake
 (synckairostest), ClaimAfter is counted by the fake clock, like TTLs.
 
+# Telemetry
+
+With Config.Telemetry set, the Manager reports through OpenTelemetry: a span
+per call (a child of the span in the call's context), and metrics of its
+writes and their outcomes, transitions, retries, the expirer's expiries and
+their lateness, subscriptions' drops, resyncs and reconnections, watchers,
+finish-handler runs, and in package audit the relay's and worker's work. It
+uses the OpenTelemetry API only; the host brings the SDK. Nil, the default,
+reports nothing at no cost. docs/TELEMETRY.md lists every instrument.
+
 # Audit trail
 
 With Config.Audit on, the script that commits a change also appends it to its

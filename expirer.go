@@ -478,6 +478,7 @@ func (e *expirer) load(ctx context.Context) {
 		since := e.seq // changes heard from now on are newer than the index read
 		e.mu.Unlock()
 		e.wg.Go(func() {
+			e.m.tel.indexRead()
 			ds, err := e.m.store.Deadlines(ctx, p)
 			e.mu.Lock()
 			defer e.mu.Unlock()
@@ -522,6 +523,7 @@ func (e *expirer) safetyPoll(ctx context.Context) {
 		}
 		polled++
 		e.safetyNext = p + 1
+		e.m.tel.indexRead()
 		ids, err := e.m.store.Overdue(ctx, p, now.Add(-expirerOverdue), expirerBatch)
 		if err != nil {
 			continue
@@ -631,8 +633,21 @@ func (q *expiryQueue) Pop() any {
 // expireOne applies a session's due expiries and returns its state as it
 // is now, nil when it is gone; a session no longer due (it switched, paused
 // or was expired by another instance) is left alone.
-func (m *Manager) expireOne(ctx context.Context, id string) (*State, error) {
-	s, _, err := m.mutate(ctx, id, false, func(s *State, now time.Time) (bool, error) { return s.expireDue(now), nil })
+func (m *Manager) expireOne(ctx context.Context, id string) (_ *State, err error) {
+	ctx, c := m.tel.start(ctx, "Expire", id, true)
+	defer c.end(&err)
+	m.tel.expirerCheck()
+	var lateness time.Duration
+	s, written, err := m.mutate(ctx, id, false, func(s *State, now time.Time) (bool, error) {
+		// Late from the moment it fell due: the deadline, after its grace.
+		if d, ok := s.Deadline(); ok {
+			lateness = now.Sub(d.Add(s.grace()))
+		}
+		return s.expireDue(now), nil
+	})
+	if written {
+		m.tel.expired(ctx, lateness)
+	}
 	var re *ReplicationError
 	switch {
 	case errors.Is(err, ErrSessionNotFound):

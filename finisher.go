@@ -341,6 +341,7 @@ func (f *finisher) claimed(ctx context.Context, p int) []finishEntry {
 		if e.FieldValues == nil {
 			continue // deleted meanwhile
 		}
+		f.m.tel.finished(outcomeFinishTakeover)
 		out = append(out, finishEntry{partition: p, id: e.ID, fields: e.FieldValues, delivery: max(deliveries[e.ID], 2)})
 	}
 	return out
@@ -352,11 +353,13 @@ func (f *finisher) handle(ctx context.Context, e finishEntry) {
 	defer f.drop(e)
 	fin, err := decodeFinish(e)
 	if err != nil {
+		f.m.tel.finished(outcomeFinishGaveUp)
 		f.cfg.OnGiveUp(fin, err)
 		f.done(ctx, e)
 		return
 	}
 	if e.delivery > f.cfg.MaxDeliveries {
+		f.m.tel.finished(outcomeFinishGaveUp)
 		f.cfg.OnGiveUp(fin, fmt.Errorf("%w: %d deliveries", ErrFinishUndeliverable, e.delivery))
 		f.done(ctx, e)
 		return
@@ -366,6 +369,7 @@ func (f *finisher) handle(ctx context.Context, e finishEntry) {
 		fin.Attempt = attempt
 		err = f.call(ctx, fin)
 		if err == nil {
+			f.m.tel.finished(outcomeFinishDone)
 			f.done(ctx, e)
 			return
 		}
@@ -373,10 +377,12 @@ func (f *finisher) handle(ctx context.Context, e finishEntry) {
 			return // stopped: another finisher takes it over
 		}
 		if attempt >= f.cfg.MaxAttempts {
+			f.m.tel.finished(outcomeFinishGaveUp)
 			f.cfg.OnGiveUp(fin, err)
 			f.done(ctx, e)
 			return
 		}
+		f.m.tel.finished(outcomeFinishFailed)
 		if pause(ctx, wait) != nil {
 			return
 		}
@@ -386,6 +392,8 @@ func (f *finisher) handle(ctx context.Context, e finishEntry) {
 
 // call calls the handler, turning a panic into an error.
 func (f *finisher) call(ctx context.Context, fin Finish) (err error) {
+	ctx, c := f.m.tel.start(ctx, "Finish", fin.SessionID, false)
+	defer c.end(&err)
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("synckairos: finish handler panicked: %v", r)

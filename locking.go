@@ -49,7 +49,12 @@ func (e *ConflictError) Is(target error) bool { return target == ErrVersionConfl
 // It returns a *ConflictError (errors.Is(err, ErrVersionConflict)) if the
 // session has moved on, ErrSessionNotFound if it does not exist, and a
 // *StateError if s is invalid. In each case nothing is written.
-func (m *Manager) UpdateSession(ctx context.Context, s *State) (*State, error) {
+func (m *Manager) UpdateSession(ctx context.Context, s *State) (_ *State, err error) {
+	if s != nil {
+		var c call
+		ctx, c = m.tel.start(ctx, "UpdateSession", s.SessionID, true)
+		defer c.end(&err)
+	}
 	next, now, err := m.prepare(ctx, s, "the version that was read")
 	if err != nil {
 		return nil, err
@@ -72,29 +77,18 @@ func (m *Manager) write(ctx context.Context, expected int64, next *State, now ti
 	next.normalize()
 	b := next.appendJSON(nil)
 	deadline, _ := next.expiresAt()
-	r, err := m.store.Write(ctx, store.Write{Op: "update", SessionID: next.SessionID, Expected: expected, State: b,
-		EventType: next.LastTransition.Type, At: next.UpdatedAt, Deadline: deadline, Life: next.Life, Status: string(next.Status)})
-	if err != nil {
-		return nil, m.storeError("update", next.SessionID, err)
-	}
-	switch r.Outcome {
-	case store.Written:
-		return m.written(next.SessionID, next, r)
-	case store.NotFound:
-		return nil, fmt.Errorf("%w: %q", ErrSessionNotFound, next.SessionID)
-	case store.Conflict:
-		return nil, conflict(next.SessionID, next.Life, expected, r)
-	}
-	return nil, unexpected("update", next.SessionID, r)
+	return m.commit(ctx, store.Write{Op: "update", SessionID: next.SessionID, Expected: expected, State: b,
+		EventType: next.LastTransition.Type, At: next.UpdatedAt, Deadline: deadline, Life: next.Life, Status: string(next.Status)}, next, expected)
 }
 
 // written returns the state of a committed write, or, when the Manager
 // waits for replicas and too few acknowledged it, a *ReplicationError
 // carrying that state.
-func (m *Manager) written(id string, s *State, r store.Result) (*State, error) {
+func (m *Manager) written(ctx context.Context, id string, s *State, r store.Result) (*State, error) {
 	if m.cfg.WaitReplicas == 0 || r.Replicas >= int64(m.cfg.WaitReplicas) {
 		return s, nil
 	}
+	m.tel.shortfall(ctx)
 	return nil, &ReplicationError{SessionID: id, Version: r.Version, Replicas: r.Replicas, Wanted: m.cfg.WaitReplicas, State: s}
 }
 
@@ -162,7 +156,9 @@ const (
 // jitter) and then read the session again, as the carried state went stale
 // while waiting. When attempts run out, the last *ConflictError is returned;
 // an update is never lost once MutateSession has returned it.
-func (m *Manager) MutateSession(ctx context.Context, id string, fn func(*State) error) (*State, error) {
+func (m *Manager) MutateSession(ctx context.Context, id string, fn func(*State) error) (_ *State, err error) {
+	ctx, c := m.tel.start(ctx, "MutateSession", id, true)
+	defer c.end(&err)
 	s, _, err := m.mutate(ctx, id, true, func(s *State, _ time.Time) (bool, error) {
 		return true, fn(s)
 	})
@@ -227,6 +223,7 @@ func (m *Manager) mutate(ctx context.Context, id string, hostCode bool, fn func(
 		if err := next.Validate(); err != nil {
 			return nil, false, err
 		}
+		m.tel.attempt(ctx)
 		stored, err := m.write(ctx, current.Version, next, now)
 		var conflict *ConflictError
 		if !errors.As(err, &conflict) || attempt >= m.cfg.MaxAttempts {

@@ -117,13 +117,15 @@ func (m *Manager) SubscribeToUpdates(ctx context.Context, fn func(SessionEvent))
 // for the subscribers of SubscribeToBroadcasts and SubscribeToSession on
 // every instance. Redis pub/sub delivers it to those subscribed now, at most
 // once; nothing is stored. The session need not exist.
-func (m *Manager) BroadcastToSession(ctx context.Context, sessionID string, payload []byte) error {
+func (m *Manager) BroadcastToSession(ctx context.Context, sessionID string, payload []byte) (err error) {
 	if err := m.check(); err != nil {
 		return err
 	}
 	if err := validateID("session_id", sessionID); err != nil {
 		return err
 	}
+	ctx, c := m.tel.start(ctx, "BroadcastToSession", sessionID, false)
+	defer c.end(&err)
 	if len(payload) > MaxBroadcastBytes {
 		return invalid("payload", "%d bytes, want at most %d", len(payload), MaxBroadcastBytes)
 	}

@@ -12,13 +12,15 @@ import (
 // defaults to StatusPending; Version, CreatedAt and UpdatedAt are set by the
 // Manager, and s itself is not modified. It returns the stored state, or
 // ErrSessionExists if the ID is taken, or a *StateError if s is invalid.
-func (m *Manager) CreateSession(ctx context.Context, s *State) (*State, error) {
+func (m *Manager) CreateSession(ctx context.Context, s *State) (_ *State, err error) {
 	if err := m.check(); err != nil {
 		return nil, err
 	}
 	if s == nil {
 		return nil, invalid("state", "nil")
 	}
+	ctx, c := m.tel.start(ctx, "CreateSession", s.SessionID, true)
+	defer c.end(&err)
 	next := s.Clone()
 	if next.Status == "" {
 		next.Status = StatusPending
@@ -41,29 +43,20 @@ func (m *Manager) CreateSession(ctx context.Context, s *State) (*State, error) {
 	next.normalize()
 	b := next.appendJSON(nil)
 	deadline, _ := next.expiresAt()
-	r, err := m.store.Write(ctx, store.Write{Op: "create", SessionID: next.SessionID, State: b, EventType: EventSessionCreated,
-		At: now, Deadline: deadline, LifeAt: lifeOffset(b), Status: string(next.Status)})
-	if err != nil {
-		return nil, m.storeError("create", next.SessionID, err)
-	}
-	switch r.Outcome {
-	case store.Written:
-		next.Life = r.Life
-		return m.written(next.SessionID, next, r)
-	case store.Exists:
-		return nil, fmt.Errorf("%w: %q", ErrSessionExists, next.SessionID)
-	}
-	return nil, unexpected("create", next.SessionID, r)
+	return m.commit(ctx, store.Write{Op: "create", SessionID: next.SessionID, State: b, EventType: EventSessionCreated,
+		At: now, Deadline: deadline, LifeAt: lifeOffset(b), Status: string(next.Status)}, next, 0)
 }
 
 // GetSession returns the stored state of a session, or ErrSessionNotFound.
-func (m *Manager) GetSession(ctx context.Context, id string) (*State, error) {
+func (m *Manager) GetSession(ctx context.Context, id string) (_ *State, err error) {
 	if err := m.check(); err != nil {
 		return nil, err
 	}
 	if err := validateID("session_id", id); err != nil {
 		return nil, err
 	}
+	ctx, c := m.tel.start(ctx, "GetSession", id, false)
+	defer c.end(&err)
 	version, b, found, err := m.store.Get(ctx, id)
 	if err != nil {
 		return nil, m.storeError("get", id, err)
@@ -76,29 +69,49 @@ func (m *Manager) GetSession(ctx context.Context, id string) (*State, error) {
 
 // DeleteSession removes a session and announces it, or returns
 // ErrSessionNotFound.
-func (m *Manager) DeleteSession(ctx context.Context, id string) error {
+func (m *Manager) DeleteSession(ctx context.Context, id string) (err error) {
 	if err := m.check(); err != nil {
 		return err
 	}
 	if err := validateID("session_id", id); err != nil {
 		return err
 	}
+	ctx, c := m.tel.start(ctx, "DeleteSession", id, true)
+	defer c.end(&err)
 	now, err := m.now(ctx)
 	if err != nil {
 		return err
 	}
-	r, err := m.store.Write(ctx, store.Write{Op: "delete", SessionID: id, EventType: EventSessionDeleted, At: now})
+	_, err = m.commit(ctx, store.Write{Op: "delete", SessionID: id, EventType: EventSessionDeleted, At: now}, nil, 0)
+	return err
+}
+
+// commit runs one write of the script, the one place a change is
+// committed, and maps its outcome. next is the state written (nil for a
+// deletion); based is the version the write was based on, which a
+// conflict reports.
+func (m *Manager) commit(ctx context.Context, w store.Write, next *State, based int64) (*State, error) {
+	r, err := m.store.Write(ctx, w)
 	if err != nil {
-		return m.storeError("delete", id, err)
+		return nil, m.storeError(w.Op, w.SessionID, err)
 	}
 	switch r.Outcome {
 	case store.Written:
-		_, err := m.written(id, nil, r)
-		return err
+		if w.Op == "create" {
+			next.Life = r.Life
+		}
+		if w.EventType != "" { // (a restore commits no new version)
+			m.tel.committed(ctx, w.EventType)
+		}
+		return m.written(ctx, w.SessionID, next, r)
+	case store.Exists:
+		return nil, fmt.Errorf("%w: %q", ErrSessionExists, w.SessionID)
 	case store.NotFound:
-		return fmt.Errorf("%w: %q", ErrSessionNotFound, id)
+		return nil, fmt.Errorf("%w: %q", ErrSessionNotFound, w.SessionID)
+	case store.Conflict:
+		return nil, conflict(w.SessionID, w.Life, based, r)
 	}
-	return unexpected("delete", id, r)
+	return nil, unexpected(w.Op, w.SessionID, r)
 }
 
 // decodeState decodes stored bytes; version is the stored version, which is
@@ -135,23 +148,18 @@ func unexpected(op, id string, r store.Result) error {
 // EventRestored and writes no audit event, since it commits no new version.
 // It returns a *ConflictError carrying the stored state if Redis already has
 // s.Version or a newer one.
-func (m *Manager) RestoreSession(ctx context.Context, s *State) (*State, error) {
+func (m *Manager) RestoreSession(ctx context.Context, s *State) (_ *State, err error) {
+	if s != nil {
+		var c call
+		ctx, c = m.tel.start(ctx, "RestoreSession", s.SessionID, true)
+		defer c.end(&err)
+	}
 	next, now, err := m.prepare(ctx, s, "the version to restore at")
 	if err != nil {
 		return nil, err
 	}
 	next.normalize()
 	deadline, _ := next.expiresAt()
-	r, err := m.store.Write(ctx, store.Write{Op: "restore", SessionID: next.SessionID, Expected: next.Version,
-		State: next.appendJSON(nil), At: now, Deadline: deadline, Life: next.Life, Status: string(next.Status)})
-	if err != nil {
-		return nil, m.storeError("restore", next.SessionID, err)
-	}
-	switch r.Outcome {
-	case store.Written:
-		return m.written(next.SessionID, next, r)
-	case store.Conflict:
-		return nil, conflict(next.SessionID, next.Life, next.Version-1, r)
-	}
-	return nil, unexpected("restore", next.SessionID, r)
+	return m.commit(ctx, store.Write{Op: "restore", SessionID: next.SessionID, Expected: next.Version,
+		State: next.appendJSON(nil), At: now, Deadline: deadline, Life: next.Life, Status: string(next.Status)}, next, next.Version-1)
 }

@@ -182,6 +182,10 @@ type Config struct {
 	// Logger receives the Manager's logs. Defaults to slog.Default().
 	Logger *slog.Logger
 
+	// Telemetry turns on OpenTelemetry metrics and spans (see Telemetry
+	// and docs/TELEMETRY.md). Defaults to nil: none, at no cost.
+	Telemetry *Telemetry
+
 	// Test holds settings for tests only.
 	Test TestConfig
 }
@@ -204,23 +208,17 @@ func (c *Config) WithDefaults() *Config {
 	if c == nil {
 		c = &Config{}
 	}
-	return &Config{
-		KeyPrefix:            cmp.Or(c.KeyPrefix, DefaultKeyPrefix),
-		SessionTTL:           cmp.Or(c.SessionTTL, DefaultSessionTTL),
-		Partitions:           cmp.Or(c.Partitions, DefaultPartitions),
-		Layout:               c.Layout,
-		MaxAttempts:          cmp.Or(c.MaxAttempts, DefaultMaxAttempts),
-		SubscriptionBuffer:   cmp.Or(c.SubscriptionBuffer, DefaultSubscriptionBuffer),
-		ExpirerInterval:      cmp.Or(c.ExpirerInterval, DefaultExpirerInterval),
-		Audit:                c.Audit,
-		QueueFinishes:        c.QueueFinishes,
-		WaitReplicas:         c.WaitReplicas,
-		WaitBrieflyWhenAlone: c.WaitBrieflyWhenAlone,
-		WaitTimeout:          cmp.Or(c.WaitTimeout, DefaultWaitTimeout),
-		CallTimeout:          cmp.Or(c.CallTimeout, max(DefaultCallTimeout, cmp.Or(c.WaitTimeout, DefaultWaitTimeout)+500*time.Millisecond)),
-		Logger:               cmp.Or(c.Logger, slog.Default()),
-		Test:                 c.Test,
-	}
+	d := *c // every setting, the defaults filled in below
+	d.KeyPrefix = cmp.Or(c.KeyPrefix, DefaultKeyPrefix)
+	d.SessionTTL = cmp.Or(c.SessionTTL, DefaultSessionTTL)
+	d.Partitions = cmp.Or(c.Partitions, DefaultPartitions)
+	d.MaxAttempts = cmp.Or(c.MaxAttempts, DefaultMaxAttempts)
+	d.SubscriptionBuffer = cmp.Or(c.SubscriptionBuffer, DefaultSubscriptionBuffer)
+	d.ExpirerInterval = cmp.Or(c.ExpirerInterval, DefaultExpirerInterval)
+	d.WaitTimeout = cmp.Or(c.WaitTimeout, DefaultWaitTimeout)
+	d.CallTimeout = cmp.Or(c.CallTimeout, max(DefaultCallTimeout, d.WaitTimeout+500*time.Millisecond))
+	d.Logger = cmp.Or(c.Logger, slog.Default())
+	return &d
 }
 
 func (c *Config) validate() error {
@@ -264,6 +262,7 @@ type Manager struct {
 	mutating   keylock.Map   // sessions in MutateSession in this process
 	hub        *pubsub.Hub   // subscriptions, over dedicated connections
 	watches    watchHub      // WatchSession's watches, on one subscription
+	tel        *telemetry    // nil without Config.Telemetry
 	closing    chan struct{} // closed by Close
 	closed     atomic.Bool
 }
@@ -314,6 +313,9 @@ func newManager(ctx context.Context, client rueidis.Client, cfg *Config) (*Manag
 	m.store.WaitBrieflyWhenAlone(cfg.WaitBrieflyWhenAlone)
 	m.store.SetCallTimeout(cfg.CallTimeout)
 	m.store.QueueFinishes(cfg.QueueFinishes)
+	if m.tel, err = newTelemetry(m, cfg.Telemetry); err != nil {
+		return nil, fmt.Errorf("synckairos: telemetry: %w", err)
+	}
 	if cfg.Test.Clock == nil {
 		m.clock = clock.NewRedis(client, clockRecalibration, func(err error) {
 			cfg.Logger.Warn("synckairos: clock recalibration failed; keeping the previous offset", "err", err)
@@ -371,6 +373,7 @@ func (m *Manager) Close() error {
 		return nil
 	}
 	close(m.closing)
+	m.tel.close()
 	m.watches.close()
 	m.hub.Close()
 	if m.ownsClient {

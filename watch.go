@@ -17,6 +17,11 @@ type WatchEvent struct {
 	State *State
 	// Deleted says the session was deleted.
 	Deleted bool
+	// Life and Version are the life of the session the change belongs to
+	// and the version it committed (for a deletion, the version after the
+	// last stored one); 0 on a resync. Lives only grow: a change of an
+	// earlier life than one already seen is stale.
+	Life, Version int64
 	// Resync says changes may have been missed (the reader fell behind the
 	// buffer, or the Manager's subscription reconnected): read the session
 	// again (Manager.GetSession).
@@ -250,7 +255,7 @@ func (h *watchHub) deliver(ev SessionEvent) {
 		return
 	}
 	for w := range h.byID[ev.SessionID] {
-		w.push(WatchEvent{State: ev.State, Deleted: ev.Kind == EventDeleted})
+		w.push(WatchEvent{State: ev.State, Deleted: ev.Kind == EventDeleted, Life: ev.Life, Version: ev.Version})
 	}
 }
 
@@ -267,4 +272,11 @@ func (h *watchHub) close() {
 	for _, w := range all {
 		w.Close()
 	}
+}
+
+// watchers returns the number of open watches.
+func (h *watchHub) watchers() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.count
 }

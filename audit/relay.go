@@ -97,6 +97,7 @@ type Relay struct {
 	river    *river.Client[pgx.Tx]
 	pool     *pgxpool.Pool
 	cfg      RelayConfig
+	tel      *relayTelemetry
 }
 
 // NewRelay returns a relay of m's outboxes that inserts jobs with
@@ -124,6 +125,10 @@ func NewRelay(m *synckairos.Manager, riverClient *river.Client[pgx.Tx], pool *pg
 	if c.BatchSize < 1 || c.PollInterval < 0 || c.ClaimAfter < time.Millisecond {
 		return nil, fmt.Errorf("audit: NewRelay: RelayConfig.BatchSize %d, PollInterval %v, ClaimAfter %v: want a positive batch and durations", c.BatchSize, c.PollInterval, c.ClaimAfter)
 	}
+	tel, err := newRelayTelemetry(mc.Telemetry)
+	if err != nil {
+		return nil, fmt.Errorf("audit: NewRelay: telemetry: %w", err)
+	}
 	return &Relay{
 		client:   m.Client(),
 		outboxes: m.OutboxStreams(),
@@ -131,6 +136,7 @@ func NewRelay(m *synckairos.Manager, riverClient *river.Client[pgx.Tx], pool *pg
 		river:    riverClient,
 		pool:     pool,
 		cfg:      c,
+		tel:      tel,
 	}, nil
 }
 
@@ -138,6 +144,7 @@ func NewRelay(m *synckairos.Manager, riverClient *river.Client[pgx.Tx], pool *pg
 // Redis or Postgres are logged and retried; nothing is acknowledged that is
 // not committed.
 func (r *Relay) Run(ctx context.Context) error {
+	defer r.tel.observe(r)()
 	for {
 		if err := r.createGroups(ctx); err == nil {
 			break
@@ -177,10 +184,16 @@ func (r *Relay) Run(ctx context.Context) error {
 			continue
 		}
 		if err == nil {
-			err = r.commit(ctx, batches)
-		}
-		if err == nil {
-			err = r.ack(ctx, batches)
+			n := 0
+			for _, b := range batches {
+				n += len(b.events)
+			}
+			bctx, span := r.tel.batch(ctx, n)
+			err = r.commit(bctx, batches)
+			if err == nil {
+				err = r.ack(bctx, batches)
+			}
+			r.tel.batchDone(bctx, span, n, err)
 		}
 		if err != nil {
 			if ctx.Err() != nil {

@@ -20,27 +20,31 @@ import (
 // Rows are written in (session_id, life, version) order, so that concurrent
 // jobs holding versions of the same sessions lock their rows in the same
 // order and never deadlock each other.
-func writeRows(ctx context.Context, tx pgx.Tx, rows []row) (collided []Event, err error) {
+//
+// It returns how many events were inserted, and those that collided with
+// another event of their version; the rest were there already (relayed
+// twice).
+func writeRows(ctx context.Context, tx pgx.Tx, rows []row) (inserted int64, collided []Event, err error) {
 	if len(rows) == 0 {
-		return nil, nil
+		return 0, nil, nil
 	}
 	slices.SortFunc(rows, func(a, b row) int {
 		return cmp.Or(cmp.Compare(a.SessionID, b.SessionID), cmp.Compare(a.Life, b.Life), cmp.Compare(a.Version, b.Version))
 	})
-	if collided, err = insertEvents(ctx, tx, rows); err != nil {
-		return nil, err
+	if inserted, collided, err = insertEvents(ctx, tx, rows); err != nil {
+		return 0, nil, err
 	}
 	latest := latestPerSession(rows)
 	if err := upsertSessions(ctx, tx, latest); err != nil {
-		return nil, err
+		return 0, nil, err
 	}
-	return collided, upsertParticipants(ctx, tx, latest)
+	return inserted, collided, upsertParticipants(ctx, tx, latest)
 }
 
 // insertEvents inserts the rows, skipping those already there. A row already
 // there with the same commit time is this event, relayed twice; with another
 // it is a collision, returned.
-func insertEvents(ctx context.Context, tx pgx.Tx, rows []row) ([]Event, error) {
+func insertEvents(ctx context.Context, tx pgx.Tx, rows []row) (int64, []Event, error) {
 	n := len(rows)
 	var (
 		sessionIDs   = make([]string, n)
@@ -108,8 +112,12 @@ func insertEvents(ctx context.Context, tx pgx.Tx, rows []row) ([]Event, error) {
 		ON CONFLICT (session_id, life, version) DO NOTHING`,
 		sessionIDs, lives, versions, types, participants, groups, remaining, elapsed, timestamps, snapshots, metadata,
 		turns, froms, tos, used, increments, refunds, addedTo, added, expiredJSON(expired))
-	if err != nil || tag.RowsAffected() == int64(n) {
-		return nil, err
+	if err != nil {
+		return 0, nil, err
+	}
+	inserted := tag.RowsAffected()
+	if inserted == int64(n) {
+		return inserted, nil, nil
 	}
 	// Some rows were there already: tell duplicates from collisions.
 	found, err := tx.Query(ctx, `
@@ -118,7 +126,7 @@ func insertEvents(ctx context.Context, tx pgx.Tx, rows []row) ([]Event, error) {
 			ON e.session_id = b.session_id AND e.life = b.life AND e.version = b.version
 		WHERE e."timestamp" <> b.ts`, sessionIDs, lives, versions, timestamps)
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	type key struct {
 		id      string
@@ -129,13 +137,13 @@ func insertEvents(ctx context.Context, tx pgx.Tx, rows []row) ([]Event, error) {
 		var k key
 		if err := found.Scan(&k.id, &k.life, &k.v); err != nil {
 			found.Close()
-			return nil, err
+			return 0, nil, err
 		}
 		clash[k] = true
 	}
 	found.Close()
 	if err := found.Err(); err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	var collided []Event
 	for _, r := range rows {
@@ -143,7 +151,7 @@ func insertEvents(ctx context.Context, tx pgx.Tx, rows []row) ([]Event, error) {
 			collided = append(collided, r.Event)
 		}
 	}
-	return collided, nil
+	return inserted, collided, nil
 }
 
 // expiredJSON encodes the lists of expired participants as one JSON array of

@@ -35,6 +35,11 @@ type WorkerConfig struct {
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 
+	// Telemetry turns on the worker's metrics and a span per job
+	// (docs/TELEMETRY.md); the relay takes the Manager's. Defaults to nil:
+	// none, at no cost.
+	Telemetry *synckairos.Telemetry
+
 	// Test holds settings for tests only.
 	Test WorkerTestConfig
 }
@@ -65,6 +70,7 @@ type Worker struct {
 	river.WorkerDefaults[BatchArgs]
 	pool *pgxpool.Pool
 	cfg  WorkerConfig
+	tel  *workerTelemetry
 }
 
 // NewWorker returns a Worker that writes through pool.
@@ -75,7 +81,13 @@ func NewWorker(pool *pgxpool.Pool, cfg *WorkerConfig) *Worker {
 	}
 	c.RetryBase = cmp.Or(c.RetryBase, DefaultRetryBase)
 	c.Logger = cmp.Or(c.Logger, slog.Default())
-	return &Worker{pool: pool, cfg: c}
+	w := &Worker{pool: pool, cfg: c}
+	tel, err := newWorkerTelemetry(c.Telemetry)
+	if err != nil {
+		c.Logger.Warn("synckairos: audit worker cannot make its instruments; it reports none", "err", err)
+	}
+	w.tel = tel
+	return w
 }
 
 // NextRetry backs off exponentially from RetryBase.
@@ -84,12 +96,14 @@ func (w *Worker) NextRetry(job *river.Job[BatchArgs]) time.Time {
 }
 
 // Work writes one batch.
-func (w *Worker) Work(ctx context.Context, job *river.Job[BatchArgs]) error {
+func (w *Worker) Work(ctx context.Context, job *river.Job[BatchArgs]) (err error) {
+	ctx, span := w.tel.job(ctx, len(job.Args.Events), job.Attempt)
+	defer func() { w.tel.jobDone(span, err) }()
 	rows, bad := decodeEvents(job.Args.Events)
 	for _, b := range bad {
 		w.fail(ctx, []Event{b.event}, b.err)
 	}
-	err := w.write(ctx, job.Attempt, rows)
+	err = w.write(ctx, job.Attempt, rows)
 	if err == nil {
 		return nil
 	}
@@ -112,13 +126,15 @@ func (w *Worker) write(ctx context.Context, attempt int, rows []row) error {
 			return err
 		}
 	}
+	var inserted int64
 	var collided []Event
 	if err := pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) (err error) {
-		collided, err = writeRows(ctx, tx, rows)
+		inserted, collided, err = writeRows(ctx, tx, rows)
 		return err
 	}); err != nil {
 		return err
 	}
+	w.tel.wrote(ctx, len(rows), inserted, len(collided))
 	if len(collided) > 0 {
 		w.fail(ctx, collided, ErrVersionTaken)
 	}
@@ -149,6 +165,7 @@ func (w *Worker) fail(ctx context.Context, events []Event, err error) {
 	if len(events) == 0 {
 		return
 	}
+	w.tel.failed(ctx, len(events))
 	w.cfg.Logger.Error("synckairos: audit events will not reach Postgres", "events", len(events),
 		"first_session", events[0].SessionID, "first_version", events[0].Version, "err", err)
 	if w.cfg.OnFailure != nil {

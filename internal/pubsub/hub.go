@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -82,6 +83,35 @@ type Hub struct {
 	mu     sync.Mutex
 	runs   map[string]*run // by shard ("": classic channels and patterns)
 	closed bool
+
+	drops, resyncs, reconnects atomic.Int64 // for Stats
+}
+
+// Stats are a hub's figures, for telemetry.
+type Stats struct {
+	Queued     int   // messages waiting in the subscriptions' queues
+	Drops      int64 // messages dropped for a resync, since the hub began
+	Resyncs    int64 // resyncs told to subscribers
+	Reconnects int64 // connections made again after one was lost or moved
+}
+
+// Stats returns the hub's figures.
+func (h *Hub) Stats() Stats {
+	st := Stats{Drops: h.drops.Load(), Resyncs: h.resyncs.Load(), Reconnects: h.reconnects.Load()}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	seen := make(map[*Sub]struct{})
+	for _, r := range h.runs {
+		for _, t := range r.topics {
+			for s := range t.subs {
+				if _, ok := seen[s]; !ok {
+					seen[s] = struct{}{}
+					st.Queued += len(s.queue)
+				}
+			}
+		}
+	}
+	return st
 }
 
 // run is one life of a shard's connection: from the first subscription of
@@ -280,6 +310,7 @@ func (r *run) supervise() {
 		}
 	}()
 	wait := reconnectMin
+	connected := false
 	for {
 		if conn != nil {
 			conn.Close()
@@ -301,6 +332,10 @@ func (r *run) supervise() {
 			continue
 		}
 		wait = reconnectMin
+		if connected {
+			h.reconnects.Add(1)
+		}
+		connected = true
 		if !r.serve(ctx, connErr) {
 			return
 		}

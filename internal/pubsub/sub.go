@@ -48,11 +48,13 @@ func (h *Hub) NewSub(buffer int, deliver func(rueidis.PubSubMessage), onResync f
 // offer queues m without ever waiting: a full queue turns into a resync.
 func (s *Sub) offer(m rueidis.PubSubMessage) {
 	if s.resync.Load() {
-		return // the backlog is being dropped anyway
+		s.hub.drops.Add(1) // the backlog is being dropped anyway
+		return
 	}
 	select {
 	case s.queue <- m:
 	default:
+		s.hub.drops.Add(1)
 		s.markResync()
 	}
 }
@@ -95,6 +97,7 @@ func (s *Sub) Run(ctx context.Context) {
 		if s.resync.Load() {
 			s.drain()
 			s.resync.Store(false)
+			s.hub.resyncs.Add(1)
 			s.onResync()
 			continue
 		}
@@ -107,6 +110,8 @@ func (s *Sub) Run(ctx context.Context) {
 		case m := <-s.queue:
 			if !s.resync.Load() && !s.stopping(ctx) {
 				s.deliver(m)
+			} else {
+				s.hub.drops.Add(1)
 			}
 		}
 	}
@@ -127,6 +132,7 @@ func (s *Sub) drain() {
 	for {
 		select {
 		case <-s.queue:
+			s.hub.drops.Add(1)
 		default:
 			return
 		}
