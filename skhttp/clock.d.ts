@@ -84,6 +84,7 @@ export interface View {
 
 /** A message of a WebSocket stream (skhttp.FeedEvent). */
 export type FeedEvent =
+  /** id: "life/version" of the view, for resuming (last_event_id). */
   | { event: "view"; id: string; data: View }
   | { event: "deleted" };
 

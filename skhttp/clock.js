@@ -37,6 +37,7 @@ export class Clock {
     this.source = null;
     this.stopped = false;
     this.lastEventID = "";
+    this.retry = 250; // ms before opening the next stream
   }
 
   // start estimates the offset, opens the stream, and starts ticking.
@@ -91,8 +92,11 @@ export class Clock {
       url += (url.includes("?") ? "&" : "?") + "last_event_id=" + encodeURIComponent(this.lastEventID);
     }
     const next = () => {
+      // The next stream; after a failure of each in turn, less often
+      // (an instance down, or a session unknown there): up to every 5 s.
       this.streamIndex++;
-      setTimeout(() => this.open(), 250);
+      setTimeout(() => this.open(), this.retry);
+      this.retry = Math.min(this.retry * 2, 5000);
     };
     const deleted = () => {
       this.finished = true;
@@ -106,8 +110,7 @@ export class Clock {
       ws.onmessage = (e) => {
         const ev = JSON.parse(e.data);
         if (ev.event === "view") {
-          this.lastEventID = ev.id;
-          this.snap(ev.data);
+          if (this.snap(ev.data)) this.lastEventID = ev.id;
         } else if (ev.event === "deleted") {
           over = true;
           ws.close();
@@ -122,8 +125,7 @@ export class Clock {
     const source = new EventSource(url);
     this.source = source;
     source.addEventListener("view", (e) => {
-      this.lastEventID = e.lastEventId;
-      this.snap(JSON.parse(e.data));
+      if (this.snap(JSON.parse(e.data))) this.lastEventID = e.lastEventId;
     });
     source.addEventListener("deleted", () => {
       source.close();
@@ -137,16 +139,20 @@ export class Clock {
     };
   }
 
-  // snap takes a view from the server.
+  // snap takes a view from the server, unless it is older than the one it
+  // has (lives only grow); it says whether it took it.
   snap(view) {
-    if (this.view && view.life === this.view.life && view.version < this.view.version) return; // stale
+    const v = this.view;
+    if (v && (view.life < v.life || (view.life === v.life && view.version < v.version))) return false; // stale
     this.view = view;
+    this.retry = 250;
     this.onView(view);
     if (!this.finished && ["expired", "completed", "cancelled"].includes(view.status)) {
       this.finished = true;
       this.onFinish(view);
     }
     this.tick();
+    return true;
   }
 
   tick() {

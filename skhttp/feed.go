@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/synckairos/synckairos"
 )
@@ -34,8 +35,9 @@ type Feed struct {
 type FeedEvent struct {
 	// Event is "view" or "deleted".
 	Event string `json:"event"`
-	// ID is the view's version, what a watcher resuming elsewhere passes
-	// to OpenFeed (or Stream's Last-Event-ID); "" for "deleted".
+	// ID names the view: "life/version" (the session's State.Life and
+	// Version), what a watcher resuming elsewhere passes to OpenFeed (or
+	// Stream's Last-Event-ID); "" for "deleted".
 	ID string `json:"id,omitempty"`
 	// View is the session's view at the server's time; nil for "deleted".
 	View *synckairos.View `json:"data,omitempty"`
@@ -48,10 +50,13 @@ const (
 )
 
 // OpenFeed starts watching a session for one watcher. lastEventID is the
-// ID of the last event the watcher had ("" for none): a watcher resuming,
-// on this instance or another, does not get the view it has again. ctx
-// bounds the opening only; the Feed lasts until Close, or until the
-// Manager closes. An unknown session gives synckairos.ErrSessionNotFound.
+// ID of the last event the watcher had ("" for none; a bare version is
+// taken too): a watcher resuming, on this instance or another, does not
+// get the view it has again, nor an older one. ctx bounds the opening only;
+// the Feed lasts until Close, or until the Manager closes. An unknown
+// session gives synckairos.ErrSessionNotFound, unless the watcher resumes:
+// then the session was deleted while it was away, and the Feed's one event
+// is "deleted".
 // buffer bounds the changes held for a watcher that falls behind (0:
 // synckairos.DefaultWatchBuffer); beyond, it gets one fresh view.
 func OpenFeed(ctx context.Context, m *synckairos.Manager, sessionID, lastEventID string, buffer int) (*Feed, error) {
@@ -60,13 +65,56 @@ func OpenFeed(ctx context.Context, m *synckairos.Manager, sessionID, lastEventID
 	if err != nil {
 		return nil, err
 	}
-	s, err := m.GetSession(ctx, sessionID)
+	f := &Feed{m: m, id: sessionID, watch: watch, sentLife: -1}
+	f.sentLife, f.sent = parseEventID(lastEventID)
+	f.pending, err = m.GetSession(ctx, sessionID)
+	if errors.Is(err, synckairos.ErrSessionNotFound) && lastEventID != "" {
+		f.resync = true // read again, which says it is gone
+		return f, nil
+	}
 	if err != nil {
 		watch.Close()
 		return nil, err
 	}
-	sent, _ := strconv.ParseInt(lastEventID, 10, 64)
-	return &Feed{m: m, id: sessionID, watch: watch, pending: s, sent: sent, sentLife: -1}, nil
+	return f, nil
+}
+
+// eventID returns the ID of a view of s: "life/version".
+func eventID(s *synckairos.State) string {
+	return strconv.FormatInt(s.Life, 10) + "/" + strconv.FormatInt(s.Version, 10)
+}
+
+// parseEventID reads an event ID: "life/version", or a bare version (the
+// life unknown: -1). Anything else is no ID.
+func parseEventID(id string) (life, version int64) {
+	l, v, ok := strings.Cut(id, "/")
+	if !ok {
+		n, err := strconv.ParseInt(id, 10, 64)
+		if err != nil {
+			return -1, 0
+		}
+		return -1, n
+	}
+	life, err1 := strconv.ParseInt(l, 10, 64)
+	version, err2 := strconv.ParseInt(v, 10, 64)
+	if err1 != nil || err2 != nil {
+		return -1, 0
+	}
+	return life, version
+}
+
+// has reports whether the watcher has the view of (life, version), or a
+// newer one; an unknown life (a resume by bare version) is learnt from
+// the version the watcher has.
+func (f *Feed) has(life, version int64) bool {
+	if f.sentLife < 0 {
+		if version == f.sent && f.sent > 0 {
+			f.sentLife = life
+			return true
+		}
+		return false
+	}
+	return life < f.sentLife || life == f.sentLife && version <= f.sent
 }
 
 // Next returns the next event, waiting for a change until ctx ends. After
@@ -117,13 +165,16 @@ func (f *Feed) next(ctx context.Context, wait bool) (ev FeedEvent, ok bool, err 
 				f.resync = true
 				continue
 			case we.Deleted:
+				if f.sentLife >= 0 && we.Life < f.sentLife {
+					continue // of an earlier life than the watcher's
+				}
 				f.ended = true
 				return FeedEvent{Event: EventDeleted}, true, nil
 			}
 			f.pending = we.State
 		}
 		s := f.pending
-		if s.Version == f.sent && (f.sentLife < 0 || s.Life == f.sentLife) || s.Life == f.sentLife && s.Version < f.sent {
+		if f.has(s.Life, s.Version) {
 			f.pending = nil // the watcher has it, or a newer one
 			continue
 		}
@@ -133,7 +184,7 @@ func (f *Feed) next(ctx context.Context, wait bool) (ev FeedEvent, ok bool, err 
 		}
 		f.pending = nil
 		f.sent, f.sentLife = s.Version, s.Life
-		return FeedEvent{Event: EventView, ID: strconv.FormatInt(s.Version, 10), View: s.ViewAt(now)}, true, nil
+		return FeedEvent{Event: EventView, ID: eventID(s), View: s.ViewAt(now)}, true, nil
 	}
 }
 

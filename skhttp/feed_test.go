@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -43,11 +44,11 @@ func TestFeed(t *testing.T) {
 		return ev
 	}
 	ev := next(f)
-	if ev.Event != skhttp.EventView || ev.ID != "1" || ev.View == nil || ev.View.Status != synckairos.StatusPending {
+	if ev.Event != skhttp.EventView || version(ev.ID) != "1" || ev.View == nil || ev.View.Status != synckairos.StatusPending {
 		t.Fatalf("first: %+v", ev)
 	}
 	b, _ := json.Marshal(ev)
-	if !strings.HasPrefix(string(b), `{"event":"view","id":"1","data":{`) {
+	if !strings.HasPrefix(string(b), `{"event":"view","id":"`+ev.ID+`","data":{`) || ev.ID != fmt.Sprintf("%d/1", ev.View.Life) {
 		t.Fatalf("JSON: %s", b)
 	}
 	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
@@ -59,7 +60,7 @@ func TestFeed(t *testing.T) {
 	if _, err := m.StartSession(ctx, "g"); err != nil {
 		t.Fatal(err)
 	}
-	if ev := next(f); ev.ID != "2" || ev.View.Status != synckairos.StatusRunning {
+	if ev := next(f); version(ev.ID) != "2" || ev.View.Status != synckairos.StatusRunning {
 		t.Fatalf("after the start: %+v", ev)
 	}
 	// Resuming at version 2: the next event is version 3.
@@ -71,10 +72,10 @@ func TestFeed(t *testing.T) {
 	if _, err := m.SwitchCycle(ctx, "g", nil); err != nil {
 		t.Fatal(err)
 	}
-	if ev := next(r); ev.ID != "3" {
+	if ev := next(r); version(ev.ID) != "3" {
 		t.Fatalf("resumed: %+v", ev)
 	}
-	if ev := next(f); ev.ID != "3" {
+	if ev := next(f); version(ev.ID) != "3" {
 		t.Fatalf("first feed: %+v", ev)
 	}
 	if err := m.DeleteSession(ctx, "g"); err != nil {
@@ -128,7 +129,7 @@ func TestFeedResyncs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ev.ID == "11" {
+		if version(ev.ID) == "11" {
 			break
 		}
 	}
@@ -141,11 +142,71 @@ func TestFeedResyncs(t *testing.T) {
 			t.Fatalf("after %v: %v", ids, err)
 		}
 		ids = append(ids, ev.ID)
-		if ev.ID == "11" {
+		if version(ev.ID) == "11" {
 			break
 		}
 	}
 	if len(ids) > 3 {
 		t.Fatalf("the feed fell behind a buffer of 2 and got %v", ids)
+	}
+}
+
+// Resuming names the life as well as the version: a session deleted and
+// created again (a new game at the same table) that reached the version
+// the watcher had is not skipped; a session deleted while the watcher was
+// away gives "deleted", not an error the client cannot tell from a dead
+// instance; a bare version, as older clients send, still resumes.
+func TestFeedResumesAcrossLives(t *testing.T) {
+	t.Parallel()
+	m, _ := synckairostest.NewManager(t, nil)
+	ctx := context.Background()
+	game := func() *synckairos.State {
+		s, err := m.CreateSession(ctx, &synckairos.State{SessionID: "g", Mode: synckairos.ModePerParticipant, Participants: players()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s, err = m.StartSession(ctx, "g"); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	first := game()
+	had := fmt.Sprintf("%d/%d", first.Life, first.Version)
+	if err := m.DeleteSession(ctx, "g"); err != nil {
+		t.Fatal(err)
+	}
+	f, err := skhttp.OpenFeed(ctx, m, "g", had, 0)
+	if err != nil {
+		t.Fatalf("resuming a deleted session: %v", err)
+	}
+	c, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if ev, err := f.Next(c); err != nil || ev.Event != skhttp.EventDeleted {
+		t.Fatalf("resuming a deleted session: %+v %v", ev, err)
+	}
+	f.Close()
+	second := game() // the same version, another life
+	if second.Version != first.Version || second.Life <= first.Life {
+		t.Fatalf("lives %d v%d, %d v%d", first.Life, first.Version, second.Life, second.Version)
+	}
+	f, err = skhttp.OpenFeed(ctx, m, "g", had, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if ev, err := f.Next(c); err != nil || ev.View == nil || ev.View.Life != second.Life {
+		t.Fatalf("the new game's view: %+v %v", ev, err)
+	}
+	// A bare version: the view the watcher has is skipped, the next comes.
+	b, err := skhttp.OpenFeed(ctx, m, "g", fmt.Sprint(second.Version), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := m.PauseSession(ctx, "g"); err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := b.Next(c); err != nil || ev.ID != fmt.Sprintf("%d/%d", second.Life, second.Version+1) {
+		t.Fatalf("resumed by a bare version: %+v %v", ev, err)
 	}
 }

@@ -57,7 +57,7 @@ type StreamOptions struct {
 
 // Stream returns a handler streaming a session's view as Server-Sent
 // Events: "view" events whose data is the session's synckairos.View (JSON)
-// and whose id is its version, the current view first, then one per change,
+// and whose id is "life/version" (State.Life and Version), the current view first, then one per change,
 // and a fresh view after the watcher missed changes. A client resuming with
 // Last-Event-ID (or the query parameter last_event_id, for a client that
 // reconnects to another instance) does not get the view it has again. A
