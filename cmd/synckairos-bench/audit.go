@@ -40,7 +40,7 @@ func (b *bench) audit(ctx context.Context) (*Result, error) {
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	workers := river.NewWorkers()
-	river.AddWorker(workers, audit.NewWorker(pool, &audit.WorkerConfig{Logger: logger}))
+	river.AddWorker(workers, audit.NewWorker(pool, &audit.WorkerConfig{Logger: logger, Telemetry: b.tel}))
 	rc, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Schema:  schema,
 		Logger:  logger,

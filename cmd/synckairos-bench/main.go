@@ -5,8 +5,13 @@
 // GET of a value as large as the session's JSON. Lost updates are counted
 // from the stored versions, never assumed.
 //
-//	go run ./cmd/synckairos-bench -scenarios get,update -duration 10s
-//	go run ./cmd/synckairos-bench -format json > figures.json
+//	cd cmd/synckairos-bench
+//	go run . -scenarios get,update -duration 10s
+//	go run . -format json > figures.json
+//	go run . -scenarios switch -metrics   # with the library's OpenTelemetry metrics
+//
+// It is a module of its own, so that what only it needs (the OpenTelemetry
+// SDK) is no dependency of synckairos's users.
 //
 // Scenarios:
 //
@@ -60,6 +65,7 @@ type options struct {
 	riverFetch   time.Duration
 	auditDrain   bool
 	watchers     int
+	metrics      bool
 	progress     io.Writer
 }
 
@@ -141,6 +147,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&quiet, "quiet", false, "no progress line on stderr")
 	fs.DurationVar(&o.flushDelay, "flush-delay", 0, "rueidis ClientOption.MaxFlushDelay of every client: how long the writer waits to batch commands (0: rueidis's default, none)")
 	fs.IntVar(&o.multiplex, "multiplex", 0, "rueidis ClientOption.PipelineMultiplex of every client: 2^n pipelined connections per node (0: rueidis's default; -1: one)")
+	fs.BoolVar(&o.metrics, "metrics", false, "print the library's OpenTelemetry metrics of each scenario (docs/TELEMETRY.md) after its figures")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -212,6 +219,8 @@ type Result struct {
 	// or, for pubsub, changes a subscriber never got; -1: not applicable.
 	LostUpdates int64          `json:"lost_updates"`
 	Extra       map[string]any `json:"extra,omitempty"`
+	// Metrics are the library's own (-metrics).
+	Metrics []Metric `json:"metrics,omitempty"`
 }
 
 func (r *Result) withReference(ref Stats) {
@@ -261,6 +270,7 @@ func (r *Result) print(w io.Writer) {
 	for _, k := range slices.Sorted(maps.Keys(r.Extra)) {
 		fmt.Fprintf(w, "  %s: %v\n", k, r.Extra[k])
 	}
+	printMetrics(w, r.Metrics)
 	fmt.Fprintln(w)
 }
 

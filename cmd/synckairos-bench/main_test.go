@@ -17,10 +17,15 @@ import (
 // there, with nothing lost and no error.
 func smoke(t *testing.T, redisURL string, scenarios ...string) []Result {
 	t.Helper()
+	return smokeWith(t, redisURL, nil, scenarios...)
+}
+
+func smokeWith(t *testing.T, redisURL string, flags []string, scenarios ...string) []Result {
+	t.Helper()
 	testenv.RedisClient(t, redisURL) // skips without Redis
 	var errOut bytes.Buffer
-	o, err := parseFlags([]string{"-redis", redisURL, "-postgres", testenv.DatabaseURL(), "-duration", "400ms",
-		"-sessions", "64", "-concurrency", "8", "-watchers", "200", "-format", "json", "-scenarios", strings.Join(scenarios, ",")}, &errOut)
+	o, err := parseFlags(append([]string{"-redis", redisURL, "-postgres", testenv.DatabaseURL(), "-duration", "400ms",
+		"-sessions", "64", "-concurrency", "8", "-watchers", "200", "-format", "json", "-scenarios", strings.Join(scenarios, ",")}, flags...), &errOut)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,6 +79,26 @@ func TestSmoke(t *testing.T) {
 		scenarios = append(scenarios, "audit")
 	}
 	smoke(t, testenv.RedisURL(), scenarios...)
+}
+
+// With -metrics each scenario carries the library's own account of it:
+// its switches written, every attempt, no conflict; and the text shows it.
+func TestMetrics(t *testing.T) {
+	r := smokeWith(t, testenv.RedisURL(), []string{"-metrics"}, "switch")[0]
+	values := map[string]float64{}
+	for _, m := range r.Metrics {
+		values[m.Name+"{"+m.Attributes+"}"] = m.Value
+	}
+	switches := values["synckairos.writes{operation=SwitchCycle,outcome=written}"]
+	if switches != float64(r.Op.Ops) || values["synckairos.writes{operation=StartSession,outcome=written}"] != 64 ||
+		values["synckairos.mutate.attempts{}"] != switches+64 {
+		t.Errorf("%d switches measured; metrics %v", r.Op.Ops, values)
+	}
+	var text bytes.Buffer
+	r.print(&text)
+	if !strings.Contains(text.String(), "synckairos.writes{operation=SwitchCycle,outcome=written}") {
+		t.Errorf("text output:\n%s", text.String())
+	}
 }
 
 func TestSmokeOnCluster(t *testing.T) {

@@ -8,7 +8,8 @@
 set -euo pipefail
 out=${1:-bench-out}
 mkdir -p "$out"
-go build -o "$out/synckairos-bench" ./cmd/synckairos-bench
+out=$(cd "$out" && pwd)
+(cd "$(dirname "$0")" && go build -o "$out/synckairos-bench" .)
 b() { local name=$1; shift; echo "== $name: $*" >&2; "$out/synckairos-bench" -quiet -format json "$@" > "$out/$name.json"; }
 
 host=127.0.0.1 port=6379

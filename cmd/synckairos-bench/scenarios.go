@@ -24,6 +24,7 @@ type bench struct {
 	prefix string
 	mode   string // "single server" or "cluster"
 	seq    atomic.Int64
+	tel    *synckairos.Telemetry // the scenario's, with -metrics
 }
 
 func newBench(ctx context.Context, o *options) (*bench, error) {
@@ -92,13 +93,22 @@ func (b *bench) deletePrefix(ctx context.Context) {
 // scenario.
 func (b *bench) manager(client rueidis.Client, cfg synckairos.Config) (*synckairos.Manager, error) {
 	cfg.KeyPrefix = b.prefix
+	cfg.Telemetry = b.tel
 	return synckairos.New(client, &cfg)
 }
 
 func (b *bench) scenario(ctx context.Context, name string) (*Result, error) {
 	for _, s := range scenarios {
 		if s.name == name {
-			return s.run(b, ctx)
+			reader := b.scenarioTelemetry()
+			r, err := s.run(b, ctx)
+			if err != nil || reader == nil {
+				return r, err
+			}
+			if r.Metrics, err = readMetrics(ctx, reader); err != nil {
+				return nil, fmt.Errorf("reading the metrics: %w", err)
+			}
+			return r, nil
 		}
 	}
 	return nil, fmt.Errorf("unknown scenario %q", name)
