@@ -79,7 +79,13 @@ type telemetry struct {
 	reg metric.Registration // the observed instruments' callback
 
 	// The measurement options of each attribute set, made once.
-	opts sync.Map // attribute.Set's key → metric.MeasurementOption
+	opts sync.Map // optKey → metric.MeasurementOption
+}
+
+// optKey names an attribute set of the Manager's metrics: up to two of its
+// attributes' values.
+type optKey struct {
+	k1, v1, k2, v2 string
 }
 
 // newTelemetry returns the instruments of t, nil when t turns nothing on.
@@ -157,14 +163,18 @@ func (t *telemetry) close() {
 	}
 }
 
-// opt returns the measurement option of attrs, made once.
-func (t *telemetry) opt(attrs ...attribute.KeyValue) metric.MeasurementOption {
-	set := attribute.NewSet(attrs...)
-	key := set.Equivalent()
+// opt returns the measurement option of the attributes k1=v1 (and k2=v2
+// when k2 is set), made once.
+func (t *telemetry) opt(k1 attribute.Key, v1 string, k2 attribute.Key, v2 string) metric.MeasurementOption {
+	key := optKey{string(k1), v1, string(k2), v2}
 	if o, ok := t.opts.Load(key); ok {
 		return o.(metric.MeasurementOption)
 	}
-	o := metric.WithAttributeSet(set)
+	attrs := []attribute.KeyValue{k1.String(v1)}
+	if k2 != "" {
+		attrs = append(attrs, k2.String(v2))
+	}
+	o := metric.WithAttributeSet(attribute.NewSet(attrs...))
 	t.opts.Store(key, o)
 	return o
 }
@@ -217,7 +227,7 @@ func (t *telemetry) finish(c call, err error) {
 		c.span.End()
 	}
 	if c.write && t.writes != nil {
-		t.writes.Add(c.ctx, 1, t.opt(attrOperation.String(c.op), attrOutcome.String(outcome)))
+		t.writes.Add(c.ctx, 1, t.opt(attrOperation, c.op, attrOutcome, outcome))
 	}
 }
 
@@ -251,7 +261,7 @@ func outcomeOf(err error) string {
 // committed counts a committed change.
 func (t *telemetry) committed(ctx context.Context, typ string) {
 	if t != nil && t.transitions != nil {
-		t.transitions.Add(ctx, 1, t.opt(attrTransition.String(typ)))
+		t.transitions.Add(ctx, 1, t.opt(attrTransition, typ, "", ""))
 	}
 }
 
@@ -290,6 +300,6 @@ func (t *telemetry) indexRead() {
 
 func (t *telemetry) finished(outcome string) {
 	if t != nil && t.finishes != nil {
-		t.finishes.Add(context.Background(), 1, t.opt(attrOutcome.String(outcome)))
+		t.finishes.Add(context.Background(), 1, t.opt(attrOutcome, outcome, "", ""))
 	}
 }

@@ -46,7 +46,18 @@ func Main() int {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: watchers}}
 	for i := range watchers {
 		go func() {
-			res, err := client.Get(base + fmt.Sprintf(path, i%sessions))
+			// Thousands of connections at once may overflow the server's
+			// accept queue on a loaded machine: a refused or reset one
+			// tries again.
+			var res *http.Response
+			var err error
+			for attempt := 1; ; attempt++ {
+				res, err = client.Get(base + fmt.Sprintf(path, i%sessions))
+				if err == nil || attempt == 20 {
+					break
+				}
+				time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
+			}
 			if err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				return
