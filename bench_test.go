@@ -257,7 +257,7 @@ func benchDelivery(b *testing.B, url string) {
 	ctx := context.Background()
 	arrived := make(chan time.Time, 1)
 	sub, err := reader.SubscribeToUpdates(ctx, func(ev synckairos.SessionEvent) {
-		if ev.Kind == synckairos.EventUpdated {
+		if ev.Kind == synckairos.ChangeUpdated {
 			arrived <- time.Now()
 		}
 	})

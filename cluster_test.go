@@ -147,7 +147,7 @@ func TestClusterSubscriptionsAreSharded(t *testing.T) {
 			return m.SubscribeToUpdates(ctx, func(synckairos.SessionEvent) {})
 		},
 		func() (*synckairos.Subscription, error) {
-			return m.SubscribeToSession(ctx, "s1", func(synckairos.Broadcast) {})
+			return m.SubscribeToSessionBroadcasts(ctx, "s1", func(synckairos.Broadcast) {})
 		},
 	} {
 		sub, err := subscribe()
@@ -231,7 +231,7 @@ func TestSubscriptionFollowsMovedSlot(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := events.waitFor(t, 2)
-	if got[1].Kind != synckairos.EventResync {
+	if got[1].Kind != synckairos.ChangeResync {
 		t.Fatalf("after the move: %+v, want a resync", got[1])
 	}
 	next := s.Clone()
@@ -240,7 +240,7 @@ func TestSubscriptionFollowsMovedSlot(t *testing.T) {
 		t.Fatal(err)
 	}
 	got = events.waitFor(t, 3)
-	if got[2].Kind != synckairos.EventUpdated || got[2].Version != 2 {
+	if got[2].Kind != synckairos.ChangeUpdated || got[2].Version != 2 {
 		t.Fatalf("after the move: %+v, want the update", got[2])
 	}
 }

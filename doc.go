@@ -186,17 +186,17 @@ follow every session without polling:
 
 	sub, err := m.SubscribeToUpdates(ctx, func(ev synckairos.SessionEvent) {
 		switch ev.Kind {
-		case synckairos.EventResync:
+		case synckairos.ChangeResync:
 			// Events may have been lost: re-read the sessions you hold.
 		default:
-			// ev.SessionID is at ev.Version; ev.State is nil for EventDeleted.
+			// ev.SessionID is at ev.Version; ev.State is nil for ChangeDeleted.
 		}
 	})
 	defer sub.Close()
 
 Applications broadcast their own messages to a session's channel with
 BroadcastToSession, and receive them with SubscribeToBroadcasts (every
-session) or SubscribeToSession (one).
+session) or SubscribeToSessionBroadcasts (one).
 
 The contract of every subscription:
 
@@ -207,7 +207,7 @@ The contract of every subscription:
     connection, so a slow callback never stalls the client.
   - Up to Config.SubscriptionBuffer messages wait for a slow callback. Past
     that the backlog is dropped and the callback gets one resync
-    (EventResync, or a Broadcast with Resync set) in its place.
+    (ChangeResync, or a Broadcast with Resync set) in its place.
   - Redis pub/sub keeps nothing for a disconnected subscriber. When the
     connection is lost, the subscription reconnects by itself and, once
     subscribed again, delivers a resync: what was published in between is
@@ -320,7 +320,7 @@ write script (the channel shares the partition's hash slot), and
 SubscribeToUpdates listens on every partition's channel, each on a
 connection to the node that owns it: one connection per partition and
 Manager while it subscribes, which is one more reason to keep Partitions in
-the tens, not the thousands. SubscribeToSession listens on the session's
+the tens, not the thousands. SubscribeToSessionBroadcasts listens on the session's
 sharded channel <prefix><tag>:ws:<id>. SubscribeToBroadcasts is a pattern
 subscription, which sharded pub/sub has not: it stays classic, so
 BroadcastToSession publishes each broadcast twice on a cluster, classically

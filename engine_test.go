@@ -451,7 +451,7 @@ func TestTwoExpirersExpireEachSessionOnce(t *testing.T) {
 		const n = 1000
 		expiries := newCollector[string]()
 		sub, err := other.SubscribeToUpdates(ctx, func(ev synckairos.SessionEvent) {
-			if ev.Kind == synckairos.EventUpdated && ev.State.Status == synckairos.StatusExpired {
+			if ev.Kind == synckairos.ChangeUpdated && ev.State.Status == synckairos.StatusExpired {
 				expiries.add(ev.SessionID)
 			}
 		})

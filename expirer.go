@@ -309,7 +309,7 @@ func (e *expirer) heard(ev SessionEvent) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	switch {
-	case ev.Kind == EventResync:
+	case ev.Kind == ChangeResync:
 		for p := range e.stale {
 			e.stale[p] = true
 		}
@@ -635,10 +635,15 @@ func (q *expiryQueue) Pop() any {
 // or was expired by another instance) is left alone.
 func (m *Manager) expireOne(ctx context.Context, id string) (_ *State, err error) {
 	ctx, c := m.tel.start(ctx, "Expire", id, true)
-	defer c.end(&err)
+	var written bool
+	defer func() {
+		c.write = written // a check that wrote nothing is no write
+		c.end(&err)
+	}()
 	m.tel.expirerCheck()
 	var lateness time.Duration
-	s, written, err := m.mutate(ctx, id, false, func(s *State, now time.Time) (bool, error) {
+	var s *State
+	s, written, err = m.mutate(ctx, id, false, func(s *State, now time.Time) (bool, error) {
 		// Late from the moment it fell due: the deadline, after its grace.
 		if d, ok := s.Deadline(); ok {
 			lateness = now.Sub(d.Add(s.grace()))

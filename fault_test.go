@@ -68,7 +68,7 @@ func TestResyncAfterKilledConnection(t *testing.T) {
 	resyncAt := -1
 	for n := 1; resyncAt < 0 || n <= resyncAt+21; n++ {
 		got := events.waitFor(t, n)
-		if resyncAt < 0 && got[n-1].Kind == synckairos.EventResync {
+		if resyncAt < 0 && got[n-1].Kind == synckairos.ChangeResync {
 			resyncAt = n - 1
 		}
 	}
@@ -80,7 +80,7 @@ func TestResyncAfterKilledConnection(t *testing.T) {
 	}
 	after := got[resyncAt+1:]
 	for i := 1; i < len(after); i++ {
-		if after[i].Kind != synckairos.EventUpdated || after[i].Version != after[i-1].Version+1 {
+		if after[i].Kind != synckairos.ChangeUpdated || after[i].Version != after[i-1].Version+1 {
 			t.Fatalf("after the resync: %s v%d follows v%d", after[i].Kind, after[i].Version, after[i-1].Version)
 		}
 	}
@@ -138,7 +138,7 @@ func TestSubscriptionGoroutinesEnd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s2, err := m.SubscribeToSession(ctx, "leak", func(synckairos.Broadcast) {})
+			s2, err := m.SubscribeToSessionBroadcasts(ctx, "leak", func(synckairos.Broadcast) {})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -199,6 +199,9 @@ func (f *finisher) give(ctx context.Context, work chan<- finishEntry, e finishEn
 	if !f.hold(e) {
 		return true
 	}
+	if e.delivery > 1 { // claimed from another consumer
+		f.m.tel.finished(outcomeFinishTakeover)
+	}
 	select {
 	case work <- e:
 		return true
@@ -341,7 +344,6 @@ func (f *finisher) claimed(ctx context.Context, p int) []finishEntry {
 		if e.FieldValues == nil {
 			continue // deleted meanwhile
 		}
-		f.m.tel.finished(outcomeFinishTakeover)
 		out = append(out, finishEntry{partition: p, id: e.ID, fields: e.FieldValues, delivery: max(deliveries[e.ID], 2)})
 	}
 	return out

@@ -227,7 +227,7 @@ func (m *Manager) mutate(ctx context.Context, id string, hostCode bool, fn func(
 		stored, err := m.write(ctx, current.Version, next, now)
 		var conflict *ConflictError
 		if !errors.As(err, &conflict) || attempt >= m.cfg.MaxAttempts {
-			return stored, stored != nil, err
+			return stored, stored != nil || errors.Is(err, ErrNotReplicated), err
 		}
 		if attempt == 1 {
 			current = conflict.Current

@@ -105,7 +105,7 @@ func TestMoveCommittedWithItsClock(t *testing.T) {
 		if err := m.DeleteSession(ctx, "move"); err != nil {
 			t.Fatal(err)
 		}
-		if ev := events.waitFor(t, 5)[4]; ev.Kind != synckairos.EventDeleted || ev.Transition.Type != synckairos.EventSessionDeleted {
+		if ev := events.waitFor(t, 5)[4]; ev.Kind != synckairos.ChangeDeleted || ev.Transition.Type != synckairos.EventSessionDeleted {
 			t.Fatalf("deletion event %+v", ev)
 		}
 	})

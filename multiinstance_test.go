@@ -65,7 +65,7 @@ func TestMultiInstanceProcesses(t *testing.T) {
 		}
 
 		got := updates.waitFor(t, 2)[1]
-		if got.Kind != synckairos.EventUpdated || got.Version != 2 || got.State.Status != synckairos.StatusRunning ||
+		if got.Kind != synckairos.ChangeUpdated || got.Version != 2 || got.State.Status != synckairos.StatusRunning ||
 			got.State.Metadata["updated_by"] != "B" {
 			t.Fatalf("A's subscriber got %+v", got)
 		}

@@ -105,7 +105,7 @@ func TestRestoreSession(t *testing.T) {
 		// still arrive through the cluster bus: look for the restore.
 		for n := 1; ; n++ {
 			ev := events.waitFor(t, n)[n-1]
-			if ev.Kind == synckairos.EventRestored {
+			if ev.Kind == synckairos.ChangeRestored {
 				if ev.Version != 2 {
 					t.Errorf("announced %+v", ev)
 				}

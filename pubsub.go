@@ -10,40 +10,56 @@ import (
 	"github.com/synckairos/synckairos/internal/pubsub"
 )
 
-// EventKind says what a SessionEvent reports.
-type EventKind string
+// ChangeKind says what a SessionEvent reports.
+type ChangeKind string
 
 // The kinds of SessionEvent.
 const (
-	EventCreated EventKind = "created" // a session was created, at Version 1
-	EventUpdated EventKind = "updated" // a session was changed
-	EventDeleted EventKind = "deleted" // a session was deleted; State is nil
-	// EventRestored: a lost session was written back at Version by
+	ChangeCreated ChangeKind = "created" // a session was created, at Version 1
+	ChangeUpdated ChangeKind = "updated" // a session was changed
+	ChangeDeleted ChangeKind = "deleted" // a session was deleted; State is nil
+	// ChangeRestored: a lost session was written back at Version by
 	// RestoreSession.
-	EventRestored EventKind = "restored"
-	// EventResync says that events may have been lost: the subscription
+	ChangeRestored ChangeKind = "restored"
+	// ChangeResync says that events may have been lost: the subscription
 	// overflowed, or its connection was replaced. SessionID and State are
 	// empty. Re-read every session the application holds.
-	EventResync EventKind = "resync"
+	ChangeResync ChangeKind = "resync"
+)
+
+// The names the kinds of SessionEvent had, which shared their Event prefix
+// with the audit event types (EventSessionCreated, …).
+//
+// Deprecated: use ChangeKind and the Change constants.
+type EventKind = ChangeKind
+
+// Deprecated: use ChangeCreated, ChangeUpdated, ChangeDeleted,
+// ChangeRestored and ChangeResync.
+const (
+	EventCreated  = ChangeCreated
+	EventUpdated  = ChangeUpdated
+	EventDeleted  = ChangeDeleted
+	EventRestored = ChangeRestored
+	EventResync   = ChangeResync
 )
 
 // SessionEvent is one committed change of a session, as announced by the
 // write that committed it.
 type SessionEvent struct {
-	Kind      EventKind
+	Kind      ChangeKind
 	SessionID string
 	// Life is the life of the session ID the change belongs to (State.Life).
 	Life int64
 	// Version is the version the change committed. A deletion carries the
 	// version after the last stored one.
 	Version int64
-	// State is the stored state at Version; nil for EventDeleted and
-	// EventResync.
+	// State is the stored state at Version; nil for ChangeDeleted and
+	// ChangeResync.
 	State *State
 	// Transition is what the change did: its type (the audit event type,
 	// such as EventCycleSwitched or EventParticipantExpired) and facts. It
-	// is State.LastTransition, or for EventDeleted a Transition of type
-	// EventSessionDeleted; nil for EventResync.
+	// is State.LastTransition, or for ChangeDeleted a Transition of type
+	// EventSessionDeleted; nil for ChangeResync.
 	Transition *Transition
 }
 
@@ -51,7 +67,7 @@ type SessionEvent struct {
 type Broadcast struct {
 	SessionID string
 	Payload   []byte
-	// Resync says that broadcasts may have been lost, as EventResync does;
+	// Resync says that broadcasts may have been lost, as ChangeResync does;
 	// SessionID and Payload are then empty.
 	Resync bool
 }
@@ -85,9 +101,9 @@ func (s *Subscription) Done() <-chan struct{} { return s.sub.Done() }
 // fn runs on a goroutine of the subscription, one event at a time, in the
 // order Redis delivered them; it never runs on the Redis connection, and a
 // slow fn never stalls the client. Up to Config.SubscriptionBuffer events
-// wait for fn; past that the backlog is dropped and fn gets one EventResync
+// wait for fn; past that the backlog is dropped and fn gets one ChangeResync
 // instead. A lost connection is re-established by itself, and fn then gets
-// EventResync: changes published while it was down are gone. Messages on the
+// ChangeResync: changes published while it was down are gone. Messages on the
 // channel that do not decode are logged and skipped.
 func (m *Manager) SubscribeToUpdates(ctx context.Context, fn func(SessionEvent)) (*Subscription, error) {
 	if fn == nil {
@@ -101,7 +117,7 @@ func (m *Manager) SubscribeToUpdates(ctx context.Context, fn func(SessionEvent))
 		}
 		fn(ev)
 	}
-	resync := func() { fn(SessionEvent{Kind: EventResync}) }
+	resync := func() { fn(SessionEvent{Kind: ChangeResync}) }
 	if !m.store.Sharded() {
 		return m.subscribe(ctx, deliver, resync, pubsub.Topic{Kind: pubsub.Channel, Name: m.layout.Updates()})
 	}
@@ -114,7 +130,7 @@ func (m *Manager) SubscribeToUpdates(ctx context.Context, fn func(SessionEvent))
 }
 
 // BroadcastToSession publishes payload on the session's broadcast channel,
-// for the subscribers of SubscribeToBroadcasts and SubscribeToSession on
+// for the subscribers of SubscribeToBroadcasts and SubscribeToSessionBroadcasts on
 // every instance. Redis pub/sub delivers it to those subscribed now, at most
 // once; nothing is stored. The session need not exist.
 func (m *Manager) BroadcastToSession(ctx context.Context, sessionID string, payload []byte) (err error) {
@@ -151,11 +167,11 @@ func (m *Manager) SubscribeToBroadcasts(ctx context.Context, fn func(Broadcast))
 	return m.subscribe(ctx, deliver, resync, pubsub.Topic{Kind: pubsub.Pattern, Name: globEscape(channelPrefix) + "*"})
 }
 
-// SubscribeToSession calls fn with every broadcast to one session. Delivery
+// SubscribeToSessionBroadcasts calls fn with every broadcast to one session. Delivery
 // works as with SubscribeToBroadcasts.
-func (m *Manager) SubscribeToSession(ctx context.Context, sessionID string, fn func(Broadcast)) (*Subscription, error) {
+func (m *Manager) SubscribeToSessionBroadcasts(ctx context.Context, sessionID string, fn func(Broadcast)) (*Subscription, error) {
 	if fn == nil {
-		return nil, fmt.Errorf("synckairos: SubscribeToSession: nil callback")
+		return nil, fmt.Errorf("synckairos: SubscribeToSessionBroadcasts: nil callback")
 	}
 	if err := validateID("session_id", sessionID); err != nil {
 		return nil, err
@@ -245,13 +261,13 @@ func decodeEvent(msg string) (SessionEvent, error) {
 	if err != nil {
 		return SessionEvent{}, err
 	}
-	ev.Kind = EventKind(kind)
+	ev.Kind = ChangeKind(kind)
 	switch {
-	case ev.Kind != EventCreated && ev.Kind != EventUpdated && ev.Kind != EventDeleted && ev.Kind != EventRestored:
+	case ev.Kind != ChangeCreated && ev.Kind != ChangeUpdated && ev.Kind != ChangeDeleted && ev.Kind != ChangeRestored:
 		return SessionEvent{}, fmt.Errorf("unknown kind %q", kind)
 	case ev.SessionID == "" || ev.Version < 1:
 		return SessionEvent{}, fmt.Errorf("no session ID or version")
-	case ev.Kind != EventDeleted && (ev.State == nil || ev.State.SessionID != ev.SessionID):
+	case ev.Kind != ChangeDeleted && (ev.State == nil || ev.State.SessionID != ev.SessionID):
 		return SessionEvent{}, fmt.Errorf("%s event without the state of session %q", kind, ev.SessionID)
 	}
 	if ev.State != nil {
@@ -262,12 +278,21 @@ func decodeEvent(msg string) (SessionEvent, error) {
 		// A deletion, or a state written before transitions were recorded.
 		typ := EventSessionUpdated
 		switch ev.Kind {
-		case EventCreated:
+		case ChangeCreated:
 			typ = EventSessionCreated
-		case EventDeleted:
+		case ChangeDeleted:
 			typ = EventSessionDeleted
 		}
 		ev.Transition = &Transition{Type: typ, Version: ev.Version}
 	}
 	return ev, nil
+}
+
+// SubscribeToSession is SubscribeToSessionBroadcasts: it delivers the
+// session's broadcasts only, not its changes (WatchSession has those).
+//
+// Deprecated: use SubscribeToSessionBroadcasts, whose name says what it
+// delivers.
+func (m *Manager) SubscribeToSession(ctx context.Context, sessionID string, fn func(Broadcast)) (*Subscription, error) {
+	return m.SubscribeToSessionBroadcasts(ctx, sessionID, fn)
 }

@@ -110,9 +110,9 @@ func TestSubscribeToUpdatesAcrossInstances(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := []synckairos.SessionEvent{
-			{Kind: synckairos.EventCreated, SessionID: "ev", Life: created.Life, Version: 1, State: created, Transition: created.LastTransition},
-			{Kind: synckairos.EventUpdated, SessionID: "ev", Life: created.Life, Version: 2, State: updated, Transition: updated.LastTransition},
-			{Kind: synckairos.EventDeleted, SessionID: "ev", Life: created.Life, Version: 3,
+			{Kind: synckairos.ChangeCreated, SessionID: "ev", Life: created.Life, Version: 1, State: created, Transition: created.LastTransition},
+			{Kind: synckairos.ChangeUpdated, SessionID: "ev", Life: created.Life, Version: 2, State: updated, Transition: updated.LastTransition},
+			{Kind: synckairos.ChangeDeleted, SessionID: "ev", Life: created.Life, Version: 3,
 				Transition: &synckairos.Transition{Type: synckairos.EventSessionDeleted, Version: 3}},
 		}
 		if diff := cmp.Diff(want, events.waitFor(t, 3)); diff != "" {
@@ -151,7 +151,7 @@ func TestUpdatesArriveInOrder(t *testing.T) {
 		wg.Wait()
 		last := map[string]int64{}
 		for _, ev := range events.waitFor(t, sessions*(updates+1)) {
-			if ev.Kind == synckairos.EventResync {
+			if ev.Kind == synckairos.ChangeResync {
 				t.Fatal("unexpected resync")
 			}
 			if ev.Version != last[ev.SessionID]+1 {
@@ -176,7 +176,7 @@ func TestBroadcasts(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer subAll.Close()
-		subOne, err := other.SubscribeToSession(ctx, "room-1", one.add)
+		subOne, err := other.SubscribeToSessionBroadcasts(ctx, "room-1", one.add)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -267,7 +267,7 @@ func TestSubscriptionsToOneChannelAreIndependent(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := second.waitFor(t, 2)
-		if got[1].Kind != synckairos.EventDeleted {
+		if got[1].Kind != synckairos.ChangeDeleted {
 			t.Fatalf("second subscriber got %+v", got)
 		}
 		second.quiet(t, 2)
@@ -333,11 +333,11 @@ func TestSlowSubscriberGetsResync(t *testing.T) {
 		// scheduling, but it caused at least one.
 		resyncs := 0
 		for i, ev := range got {
-			if ev.Kind == synckairos.EventResync {
+			if ev.Kind == synckairos.ChangeResync {
 				resyncs++
 				continue
 			}
-			if i > 0 && got[i-1].Kind != synckairos.EventResync && ev.Version != got[i-1].Version+1 {
+			if i > 0 && got[i-1].Kind != synckairos.ChangeResync && ev.Version != got[i-1].Version+1 {
 				t.Fatalf("gap without resync: v%d after v%d", ev.Version, got[i-1].Version)
 			}
 		}
@@ -370,7 +370,7 @@ func TestMalformedMessagesAreSkipped(t *testing.T) {
 		}
 		mustCreate(t, m, newState("after-junk", 1))
 		got := events.waitFor(t, 1)
-		if got[0].Kind != synckairos.EventCreated || got[0].SessionID != "after-junk" {
+		if got[0].Kind != synckairos.ChangeCreated || got[0].SessionID != "after-junk" {
 			t.Fatalf("first event %+v", got[0])
 		}
 		events.quiet(t, 1)
@@ -401,7 +401,7 @@ func TestSubscriptionEnds(t *testing.T) {
 		}
 
 		// Manager.Close ends the subscriptions left open.
-		open, err := m.SubscribeToSession(context.Background(), "x", func(synckairos.Broadcast) {})
+		open, err := m.SubscribeToSessionBroadcasts(context.Background(), "x", func(synckairos.Broadcast) {})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -425,7 +425,7 @@ func TestSubscriptionChurn(t *testing.T) {
 		m := b.newManager(nil)
 		ctx := context.Background()
 		steady := newCollector[synckairos.Broadcast]()
-		s, err := m.SubscribeToSession(ctx, "churn", steady.add)
+		s, err := m.SubscribeToSessionBroadcasts(ctx, "churn", steady.add)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -435,7 +435,7 @@ func TestSubscriptionChurn(t *testing.T) {
 			wg.Go(func() {
 				for i := range 15 {
 					got := make(chan []byte, 16)
-					sub, err := m.SubscribeToSession(ctx, "churn", func(bc synckairos.Broadcast) { got <- bc.Payload })
+					sub, err := m.SubscribeToSessionBroadcasts(ctx, "churn", func(bc synckairos.Broadcast) { got <- bc.Payload })
 					if err != nil {
 						t.Error(err)
 						return

@@ -145,7 +145,7 @@ func unexpected(op, id string, r store.Result) error {
 // RestoreSession writes s at s.Version, as it stands, if Redis holds no
 // version of the session at least as new: for restoring lost sessions from a
 // backup or the audit trail (see audit.RecoverSession). It is announced as
-// EventRestored and writes no audit event, since it commits no new version.
+// ChangeRestored and writes no audit event, since it commits no new version.
 // It returns a *ConflictError carrying the stored state if Redis already has
 // s.Version or a newer one.
 func (m *Manager) RestoreSession(ctx context.Context, s *State) (_ *State, err error) {

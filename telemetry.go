@@ -3,6 +3,8 @@ package synckairos
 import (
 	"context"
 	"errors"
+	"fmt"
+	"reflect"
 	"sync"
 	"time"
 
@@ -10,6 +12,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/synckairos/synckairos/internal/pubsub"
 )
 
 // Telemetry reports a Manager's work through OpenTelemetry: metrics, and a
@@ -76,7 +80,7 @@ type telemetry struct {
 	indexReads    metric.Int64Counter
 	finishes      metric.Int64Counter
 
-	reg metric.Registration // the observed instruments' callback
+	unobserve func() // takes the Manager out of its observed instruments
 
 	// The measurement options of each attribute set, made once.
 	opts sync.Map // optKey → metric.MeasurementOption
@@ -122,44 +126,121 @@ func newTelemetry(m *Manager, t *Telemetry) (*telemetry, error) {
 		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 	errs = append(errs, err)
 
-	// Observed at collection: what the Manager keeps anyway.
-	queued, err := mt.Int64ObservableGauge("synckairos.subscription.queue", metric.WithUnit("{message}"),
-		metric.WithDescription("Messages waiting in the Manager's subscriptions' queues."))
-	errs = append(errs, err)
-	drops, err := mt.Int64ObservableCounter("synckairos.subscription.drops", metric.WithUnit("{message}"),
-		metric.WithDescription("Messages dropped for a resync: a subscriber behind its buffer, or a connection lost."))
-	errs = append(errs, err)
-	resyncs, err := mt.Int64ObservableCounter("synckairos.subscription.resyncs", metric.WithUnit("{resync}"),
-		metric.WithDescription("Resyncs told to subscribers."))
-	errs = append(errs, err)
-	reconnects, err := mt.Int64ObservableCounter("synckairos.subscription.reconnects", metric.WithUnit("{connection}"),
-		metric.WithDescription("Subscription connections made again after one was lost or moved."))
-	errs = append(errs, err)
-	watchers, err := mt.Int64ObservableGauge("synckairos.watchers", metric.WithUnit("{watcher}"),
-		metric.WithDescription("Open watches (WatchSession)."))
-	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	tel.reg, err = mt.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		st := m.hub.Stats()
-		o.ObserveInt64(queued, int64(st.Queued))
-		o.ObserveInt64(drops, st.Drops)
-		o.ObserveInt64(resyncs, st.Resyncs)
-		o.ObserveInt64(reconnects, st.Reconnects)
-		o.ObserveInt64(watchers, int64(m.watches.watchers()))
-		return nil
-	}, queued, drops, resyncs, reconnects, watchers)
-	if err != nil {
+	if tel.unobserve, err = observe(m, t.MeterProvider, mt); err != nil {
 		return nil, err
 	}
 	return tel, nil
 }
 
-// close unregisters the observed instruments.
+// The observed instruments are read, at collection, from what the Managers
+// keep anyway. Those of one meter provider report the process: the sum over
+// its Managers (a gauge observed by each would hide the others'), with the
+// counts of those closed kept, so that the counters never go back.
+
+// observedGroup is the Managers of one meter provider.
+type observedGroup struct {
+	mu       sync.Mutex
+	managers map[*Manager]struct{}
+	retired  pubsub.Stats // the counters of the group's closed Managers
+	reg      metric.Registration
+	// The instruments, made with the group's first Manager's meter.
+	queued, drops, resyncs, reconnects, watchers metric.Int64Observable
+}
+
+var observedGroups struct {
+	mu     sync.Mutex
+	groups map[any]*observedGroup
+}
+
+// observe adds m to the group of mp, and returns the function that takes
+// it out.
+func observe(m *Manager, mp metric.MeterProvider, mt metric.Meter) (func(), error) {
+	var key any = m // a provider that cannot be a map key: a group of its own
+	if t := reflect.TypeOf(mp); t != nil && t.Comparable() {
+		key = mp
+	}
+	observedGroups.mu.Lock()
+	defer observedGroups.mu.Unlock()
+	if observedGroups.groups == nil {
+		observedGroups.groups = map[any]*observedGroup{}
+	}
+	g := observedGroups.groups[key]
+	if g == nil {
+		g = &observedGroup{managers: map[*Manager]struct{}{}}
+		var errs [5]error
+		g.queued, errs[0] = mt.Int64ObservableGauge("synckairos.subscription.queue", metric.WithUnit("{message}"),
+			metric.WithDescription("Messages waiting in the subscriptions' queues."))
+		g.drops, errs[1] = mt.Int64ObservableCounter("synckairos.subscription.drops", metric.WithUnit("{message}"),
+			metric.WithDescription("Messages dropped for a resync: behind a subscriber's buffer, while a connection was lost, or as a subscription closed."))
+		g.resyncs, errs[2] = mt.Int64ObservableCounter("synckairos.subscription.resyncs", metric.WithUnit("{resync}"),
+			metric.WithDescription("Resyncs told to subscribers."))
+		g.reconnects, errs[3] = mt.Int64ObservableCounter("synckairos.subscription.reconnects", metric.WithUnit("{connection}"),
+			metric.WithDescription("Subscription connections made again after one was lost or moved."))
+		g.watchers, errs[4] = mt.Int64ObservableGauge("synckairos.watchers", metric.WithUnit("{watcher}"),
+			metric.WithDescription("Open watches (WatchSession)."))
+		if err := errors.Join(errs[:]...); err != nil {
+			return nil, err
+		}
+		observedGroups.groups[key] = g
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.managers) == 0 {
+		reg, err := mt.RegisterCallback(g.observe, g.queued, g.drops, g.resyncs, g.reconnects, g.watchers)
+		if err != nil {
+			return nil, err
+		}
+		g.reg = reg
+	}
+	g.managers[m] = struct{}{}
+	return func() { g.remove(m) }, nil
+}
+
+func (g *observedGroup) observe(_ context.Context, o metric.Observer) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	total, watchers := g.retired, 0
+	for m := range g.managers {
+		st := m.hub.Stats()
+		total.Queued += st.Queued
+		total.Drops += st.Drops
+		total.Resyncs += st.Resyncs
+		total.Reconnects += st.Reconnects
+		watchers += m.watches.watchers()
+	}
+	o.ObserveInt64(g.queued.(metric.Int64ObservableGauge), int64(total.Queued))
+	o.ObserveInt64(g.drops.(metric.Int64ObservableCounter), total.Drops)
+	o.ObserveInt64(g.resyncs.(metric.Int64ObservableCounter), total.Resyncs)
+	o.ObserveInt64(g.reconnects.(metric.Int64ObservableCounter), total.Reconnects)
+	o.ObserveInt64(g.watchers.(metric.Int64ObservableGauge), int64(watchers))
+	return nil
+}
+
+// remove takes m out of the group, keeping its counts.
+func (g *observedGroup) remove(m *Manager) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if _, ok := g.managers[m]; !ok {
+		return
+	}
+	st := m.hub.Stats()
+	g.retired.Drops += st.Drops
+	g.retired.Resyncs += st.Resyncs
+	g.retired.Reconnects += st.Reconnects
+	delete(g.managers, m)
+	if len(g.managers) == 0 && g.reg != nil {
+		_ = g.reg.Unregister()
+		g.reg = nil
+	}
+}
+
+// close takes the Manager out of its observed instruments.
 func (t *telemetry) close() {
-	if t != nil && t.reg != nil {
-		_ = t.reg.Unregister()
+	if t != nil && t.unobserve != nil {
+		t.unobserve()
 	}
 }
 
@@ -209,9 +290,14 @@ func (t *telemetry) start(ctx context.Context, op, id string, write bool) (conte
 // end ends the call with its error. Small, so that it inlines and err does
 // not escape when telemetry is off.
 func (c call) end(err *error) {
-	if c.t != nil {
-		c.t.finish(c, *err)
+	if c.t == nil {
+		return
 	}
+	if r := recover(); r != nil {
+		c.t.finish(c, fmt.Errorf("synckairos: %s panicked: %v", c.op, r))
+		panic(r)
+	}
+	c.t.finish(c, *err)
 }
 
 func (t *telemetry) finish(c call, err error) {
@@ -233,9 +319,6 @@ func (t *telemetry) finish(c call, err error) {
 
 // outcomeOf classifies a call's error.
 func outcomeOf(err error) string {
-	var se *StateError
-	var te *TransitionError
-	var ue *TurnError
 	switch {
 	case err == nil:
 		return outcomeWritten
@@ -251,11 +334,16 @@ func outcomeOf(err error) string {
 		return outcomeUnavailable
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return outcomeCanceled
-	case errors.As(err, &se), errors.As(err, &te), errors.As(err, &ue), errors.Is(err, ErrInvalidState),
+	case isType[*StateError](err), isType[*TransitionError](err), isType[*TurnError](err), errors.Is(err, ErrInvalidState),
 		errors.Is(err, ErrReentrant), errors.Is(err, ErrParticipantNotFound), errors.Is(err, ErrTimeRanOut):
 		return outcomeRefused
 	}
 	return outcomeError
+}
+
+func isType[E error](err error) bool {
+	_, ok := errors.AsType[E](err)
+	return ok
 }
 
 // committed counts a committed change.

@@ -246,7 +246,7 @@ func (h *watchHub) remove(w *Watch) {
 func (h *watchHub) deliver(ev SessionEvent) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if ev.Kind == EventResync {
+	if ev.Kind == ChangeResync {
 		for _, set := range h.byID {
 			for w := range set {
 				w.push(WatchEvent{Resync: true})
@@ -255,7 +255,7 @@ func (h *watchHub) deliver(ev SessionEvent) {
 		return
 	}
 	for w := range h.byID[ev.SessionID] {
-		w.push(WatchEvent{State: ev.State, Deleted: ev.Kind == EventDeleted, Life: ev.Life, Version: ev.Version})
+		w.push(WatchEvent{State: ev.State, Deleted: ev.Kind == ChangeDeleted, Life: ev.Life, Version: ev.Version})
 	}
 }
 

@@ -124,7 +124,7 @@ func TestFailover(t *testing.T) {
 	heard := map[string]int64{} // latest version heard per session
 	var broadcasts []string     // payloads heard on s-0's channel
 	updates, err := reader.SubscribeToUpdates(ctx, func(ev synckairos.SessionEvent) {
-		if ev.Kind == synckairos.EventResync {
+		if ev.Kind == synckairos.ChangeResync {
 			updateResyncs.Add(1)
 			resyncAt.CompareAndSwap(0, time.Now().UnixNano())
 			return
@@ -137,7 +137,7 @@ func TestFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer updates.Close()
-	perSession, err := reader.SubscribeToSession(ctx, watched, func(b synckairos.Broadcast) {
+	perSession, err := reader.SubscribeToSessionBroadcasts(ctx, watched, func(b synckairos.Broadcast) {
 		if b.Resync {
 			sessionResyncs.Add(1)
 			return

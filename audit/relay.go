@@ -22,8 +22,14 @@ import (
 	"github.com/synckairos/synckairos"
 )
 
-// Group is the consumer group of the relays on every outbox stream.
-const Group = "synckairos-audit"
+// ConsumerGroup is the Redis consumer group of the relays on every outbox
+// stream.
+const ConsumerGroup = "synckairos-audit"
+
+// Group is ConsumerGroup.
+//
+// Deprecated: use ConsumerGroup; a River reader took Group for a job group.
+const Group = ConsumerGroup
 
 // Defaults of RelayConfig.
 const (
@@ -240,10 +246,10 @@ func (r *Relay) streams() []string { return r.outboxes }
 func (r *Relay) createGroups(ctx context.Context) error {
 	var cmds rueidis.Commands
 	for _, s := range r.streams() {
-		cmds = append(cmds, r.client.B().XgroupCreate().Key(s).Group(Group).Id("0").Mkstream().Build())
+		cmds = append(cmds, r.client.B().XgroupCreate().Key(s).Group(ConsumerGroup).Id("0").Mkstream().Build())
 	}
 	for _, res := range r.client.DoMulti(ctx, cmds...) {
-		if err := res.Error(); err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		if err := res.Error(); err != nil && !rueidis.IsRedisBusyGroup(err) {
 			return err
 		}
 	}
@@ -256,7 +262,7 @@ func (r *Relay) claim(ctx context.Context) (bool, error) {
 	var cmds rueidis.Commands
 	idle := strconv.FormatInt(r.cfg.ClaimAfter.Milliseconds(), 10)
 	for _, s := range r.streams() {
-		cmds = append(cmds, r.client.B().Xautoclaim().Key(s).Group(Group).Consumer(r.cfg.Consumer).
+		cmds = append(cmds, r.client.B().Xautoclaim().Key(s).Group(ConsumerGroup).Consumer(r.cfg.Consumer).
 			MinIdleTime(idle).Start("0-0").Count(int64(r.cfg.BatchSize)).Justid().Build())
 	}
 	claimed := false
@@ -383,7 +389,7 @@ func (r *Relay) ack(ctx context.Context, batches []batch) error {
 	var cmds rueidis.Commands
 	for _, b := range batches {
 		cmds = append(cmds,
-			r.client.B().Xack().Key(b.stream).Group(Group).Id(b.ids...).Build(),
+			r.client.B().Xack().Key(b.stream).Group(ConsumerGroup).Id(b.ids...).Build(),
 			r.client.B().Xdel().Key(b.stream).Id(b.ids...).Build())
 	}
 	for _, res := range r.client.DoMulti(ctx, cmds...) {
@@ -392,6 +398,14 @@ func (r *Relay) ack(ctx context.Context, batches []batch) error {
 		}
 	}
 	return nil
+}
+
+// isNoGroup reports Redis's NOGROUP error: the consumer group (or its
+// stream) does not exist yet. (rueidis has a predicate for BUSYGROUP, none
+// for NOGROUP.)
+func isNoGroup(err error) bool {
+	re, ok := rueidis.IsRedisErr(err)
+	return ok && strings.HasPrefix(re.Error(), "NOGROUP")
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -45,7 +45,7 @@ func (r *Relay) Stats(ctx context.Context) (Stats, error) {
 	for _, s := range streams {
 		cmds = append(cmds,
 			r.client.B().Xlen().Key(s).Build(),
-			r.client.B().Xpending().Key(s).Group(Group).Build(),
+			r.client.B().Xpending().Key(s).Group(ConsumerGroup).Build(),
 			r.client.B().Xrange().Key(s).Start("-").End("+").Count(1).Build())
 	}
 	res := r.client.DoMulti(ctx, cmds...)
@@ -57,7 +57,7 @@ func (r *Relay) Stats(ctx context.Context) (Stats, error) {
 		}
 		if summary, err := res[3*p+1].ToArray(); err == nil && len(summary) > 0 {
 			ps.Pending, _ = summary[0].AsInt64()
-		} else if err != nil && !strings.Contains(err.Error(), "NOGROUP") {
+		} else if err != nil && !isNoGroup(err) {
 			return Stats{}, fmt.Errorf("audit: stats: %w", err)
 		}
 		oldest, err := res[3*p+2].AsXRange()

@@ -25,7 +25,9 @@ type WorkerConfig struct {
 	// OnFailure is told of events that will not reach Postgres: those of a
 	// job that failed its last attempt, or that can never succeed (a state
 	// snapshot that does not decode, a constraint violation). They are also
-	// logged at error level. Defaults to nil: logging only.
+	// logged at error level. Each is told once, but for a row Postgres
+	// refuses in a job that also fails for another reason, which may be
+	// told again at its next attempt. Defaults to nil: logging only.
 	OnFailure func(ctx context.Context, events []Event, err error)
 
 	// RetryBase is the wait before the second attempt of a failed job; each
@@ -73,13 +75,18 @@ type Worker struct {
 	tel  *workerTelemetry
 }
 
-// NewWorker returns a Worker that writes through pool.
+// NewWorker returns a Worker that writes through pool. It panics on a nil
+// pool, as River's AddWorker does on a nil worker: a program that cannot
+// run. A RetryBase below zero is taken as the default.
 func NewWorker(pool *pgxpool.Pool, cfg *WorkerConfig) *Worker {
+	if pool == nil {
+		panic("audit: NewWorker: nil pool")
+	}
 	var c WorkerConfig
 	if cfg != nil {
 		c = *cfg
 	}
-	c.RetryBase = cmp.Or(c.RetryBase, DefaultRetryBase)
+	c.RetryBase = cmp.Or(max(c.RetryBase, 0), DefaultRetryBase)
 	c.Logger = cmp.Or(c.Logger, slog.Default())
 	w := &Worker{pool: pool, cfg: c}
 	tel, err := newWorkerTelemetry(c.Telemetry)
@@ -100,8 +107,10 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[BatchArgs]) (err error
 	ctx, span := w.tel.job(ctx, len(job.Args.Events), job.Attempt)
 	defer func() { w.tel.jobDone(span, err) }()
 	rows, bad := decodeEvents(job.Args.Events)
-	for _, b := range bad {
-		w.fail(ctx, []Event{b.event}, b.err)
+	if job.Attempt == 1 { // decoding fails the same way every attempt: told once
+		for _, b := range bad {
+			w.fail(ctx, []Event{b.event}, b.err)
+		}
 	}
 	err = w.write(ctx, job.Attempt, rows)
 	if err == nil {
@@ -114,9 +123,17 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[BatchArgs]) (err error
 		return w.writeEach(ctx, job, rows)
 	}
 	if job.Attempt >= job.MaxAttempts {
-		w.fail(ctx, job.Args.Events, fmt.Errorf("after %d attempts: %w", job.Attempt, err))
+		w.fail(ctx, eventsOf(rows), fmt.Errorf("after %d attempts: %w", job.Attempt, err))
 	}
 	return err
+}
+
+func eventsOf(rows []row) []Event {
+	events := make([]Event, len(rows))
+	for i, r := range rows {
+		events[i] = r.Event
+	}
+	return events
 }
 
 // write writes rows in one transaction, and reports the collisions.
@@ -145,15 +162,15 @@ func (w *Worker) write(ctx context.Context, attempt int, rows []row) error {
 // for one of them. Refused events go to OnFailure; a transient error fails
 // the job, to be retried (rows written meanwhile are written once).
 func (w *Worker) writeEach(ctx context.Context, job *river.Job[BatchArgs], rows []row) error {
-	for _, r := range rows {
+	for i, r := range rows {
 		err := w.write(ctx, job.Attempt, []row{r})
 		switch {
 		case err == nil:
 		case permanent(err):
 			w.fail(ctx, []Event{r.Event}, fmt.Errorf("audit: write %s life %d v%d: %w", r.SessionID, r.Life, r.Version, err))
 		default:
-			if job.Attempt >= job.MaxAttempts {
-				w.fail(ctx, job.Args.Events, fmt.Errorf("after %d attempts: %w", job.Attempt, err))
+			if job.Attempt >= job.MaxAttempts { // those before are written, or told
+				w.fail(ctx, eventsOf(rows[i:]), fmt.Errorf("after %d attempts: %w", job.Attempt, err))
 			}
 			return fmt.Errorf("audit: write %s life %d v%d: %w", r.SessionID, r.Life, r.Version, err)
 		}

@@ -161,11 +161,11 @@ func TestFeedResumesAcrossLives(t *testing.T) {
 	m, _ := synckairostest.NewManager(t, nil)
 	ctx := context.Background()
 	game := func() *synckairos.State {
-		s, err := m.CreateSession(ctx, &synckairos.State{SessionID: "g", Mode: synckairos.ModePerParticipant, Participants: players()})
-		if err != nil {
+		if _, err := m.CreateSession(ctx, &synckairos.State{SessionID: "g", Mode: synckairos.ModePerParticipant, Participants: players()}); err != nil {
 			t.Fatal(err)
 		}
-		if s, err = m.StartSession(ctx, "g"); err != nil {
+		s, err := m.StartSession(ctx, "g")
+		if err != nil {
 			t.Fatal(err)
 		}
 		return s

@@ -52,7 +52,7 @@ func (b *bench) expiry(ctx context.Context) (*Result, error) {
 		now, err := listener.Now(ctx)
 		mu.Lock()
 		defer mu.Unlock()
-		if ev.Kind == synckairos.EventResync {
+		if ev.Kind == synckairos.ChangeResync {
 			resyncs++
 			return
 		}

@@ -451,12 +451,12 @@ func (b *bench) pubsub(ctx context.Context) (*Result, error) {
 			now := time.Now()
 			l.mu.Lock()
 			defer l.mu.Unlock()
-			if ev.Kind == synckairos.EventResync {
+			if ev.Kind == synckairos.ChangeResync {
 				l.resyncs++
 				return
 			}
 			k, ok := index[ev.SessionID]
-			if !ok || ev.Kind != synckairos.EventUpdated {
+			if !ok || ev.Kind != synckairos.ChangeUpdated {
 				return
 			}
 			t, ok := sent[k].Load(ev.Version)

@@ -291,16 +291,20 @@ func TestEveryMetricAndSpan(t *testing.T) {
 	}
 	late, ok := ms.find("synckairos.expirer.lateness")
 	if h, isHist := late.Data.(metricdata.Histogram[float64]); !ok || !isHist || len(h.DataPoints) != 1 || h.DataPoints[0].Count != 1 ||
-		h.DataPoints[0].Sum < 0 || h.DataPoints[0].Sum > 1 {
+		h.DataPoints[0].Sum > 1 {
 		t.Errorf("lateness: %+v", late.Data)
 	}
 
-	// Watchers.
+	// Watchers, on two Managers of the provider: the process's sum.
+	a2, err := synckairos.New(testenv.RedisClient(t, url), &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	w1, err := a.WatchSession(ctx, "g1", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w2, err := a.WatchSession(ctx, "g1", 0)
+	w2, err := a2.WatchSession(ctx, "g1", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +317,26 @@ func TestEveryMetricAndSpan(t *testing.T) {
 	if got := ms.value("synckairos.watchers"); got != 1 {
 		t.Errorf("watchers after a Close: %d, want 1", got)
 	}
+	a2.Close() // its watch ends with it
+	ms.collect()
+	if got := ms.value("synckairos.watchers"); got != 0 {
+		t.Errorf("watchers after the second Manager closed: %d, want 0", got)
+	}
 	w2.Close()
+
+	// A callback that panics: the call is an error, not a write.
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("the panic was swallowed")
+			}
+		}()
+		a.MutateSession(ctx, "g1", func(*synckairos.State) error { panic("the host's bug") })
+	}()
+	ms.collect()
+	if got := ms.value("synckairos.writes", op("MutateSession"), outcome("error")); got != 1 {
+		t.Errorf("a panicking MutateSession: %d errors", got)
+	}
 
 	// A subscriber stuck in its callback: with a buffer of 1 the changes
 	// after the next are dropped, for one resync; the queue shows the one
@@ -321,7 +344,7 @@ func TestEveryMetricAndSpan(t *testing.T) {
 	release := make(chan struct{})
 	var resynced atomic.Bool
 	sub, err := a.SubscribeToUpdates(ctx, func(ev synckairos.SessionEvent) {
-		if ev.Kind == synckairos.EventResync {
+		if ev.Kind == synckairos.ChangeResync {
 			resynced.Store(true)
 			return
 		}
@@ -455,9 +478,21 @@ func TestEveryMetricAndSpan(t *testing.T) {
 	if underHost != 9 { // the host's nine calls
 		t.Errorf("%d spans under the host's, want 9", underHost)
 	}
+	refusals := 0
 	for _, s := range byName["synckairos.SwitchCycle"] {
-		if attr(s, "synckairos.outcome") == "refused" && s.Status().Code == codes.Error {
-			t.Error("a refusal is marked as an error")
+		if attr(s, "synckairos.outcome") == "refused" {
+			refusals++
+			if s.Status().Code == codes.Error {
+				t.Error("a refusal is marked as an error")
+			}
+		}
+	}
+	if refusals != 1 {
+		t.Errorf("%d SwitchCycle spans say refused, want 1", refusals)
+	}
+	for _, s := range byName["synckairos.MutateSession"] {
+		if attr(s, "synckairos.outcome") == "error" && s.Status().Code != codes.Error {
+			t.Error("the panicking MutateSession's span is not an error")
 		}
 	}
 	var readUnderSwitch bool
