@@ -34,6 +34,7 @@ func bankTotal(s *synckairos.State) time.Duration {
 // the running turn's elapsed time, is the time the test let run while the
 // session was running, to the millisecond.
 func TestAccountOfEveryWrite(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(3, 4))
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for seq := range 400 {

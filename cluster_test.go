@@ -16,6 +16,7 @@ import (
 // The partitions of the tags layout land on every master of the cluster,
 // so sessions spread over all of them (unevenly: 7, 4 and 5 of 16 on 3).
 func TestPartitionsSpreadOverMasters(t *testing.T) {
+	t.Parallel()
 	client := newClientAt(t, clusterURL(t))
 	ctx := context.Background()
 	slots, err := client.Do(ctx, client.B().ClusterSlots().Build()).ToArray()
@@ -65,6 +66,7 @@ func TestPartitionsSpreadOverMasters(t *testing.T) {
 // too few acknowledged in time is reported, with the state it committed,
 // and stands.
 func TestWaitReplicas(t *testing.T) {
+	t.Parallel()
 	url := clusterURL(t)
 	prefix := testPrefix(t)
 	raw := newClientAt(t, url)
@@ -116,6 +118,7 @@ func TestWaitReplicas(t *testing.T) {
 // loaded yet, so this also takes the path that sends it whole; the fake has
 // no WAIT at all, which counts as no replica.
 func TestWaitReplicasWithoutReplicas(t *testing.T) {
+	t.Parallel()
 	for _, b := range []*backend{newRedisBackend(t), newFakeBackend(t)} {
 		m := b.newManager(&synckairos.Config{WaitReplicas: 1, WaitTimeout: 5 * time.Millisecond})
 		_, err := m.CreateSession(context.Background(), newState("nr", 2))
@@ -134,6 +137,7 @@ func TestWaitReplicasWithoutReplicas(t *testing.T) {
 // session's sharded channel; nothing is subscribed classically but the
 // pattern of SubscribeToBroadcasts.
 func TestClusterSubscriptionsAreSharded(t *testing.T) {
+	t.Parallel()
 	url := clusterURL(t)
 	prefix := testPrefix(t)
 	m, err := synckairos.New(newClientAt(t, url), &synckairos.Config{KeyPrefix: prefix})
@@ -193,6 +197,7 @@ func TestClusterSubscriptionsAreSharded(t *testing.T) {
 // told to resync and hears the partition's changes again from the new
 // owner.
 func TestSubscriptionFollowsMovedSlot(t *testing.T) {
+	t.Parallel()
 	c := testenv.StartCluster(t)
 	prefix := testPrefix(t)
 	writer, err := synckairos.New(newClientAt(t, c.URL()), &synckairos.Config{KeyPrefix: prefix})
@@ -250,6 +255,7 @@ func TestSubscriptionFollowsMovedSlot(t *testing.T) {
 // partition on any number); two prefixes use different slots; and the
 // engine runs on it end to end: writes, sharded updates, the expirer.
 func TestSpreadLayoutOnTheCluster(t *testing.T) {
+	t.Parallel()
 	url := clusterURL(t)
 	ctx := context.Background()
 	client := newClientAt(t, url)

@@ -12,6 +12,7 @@ import (
 )
 
 func TestConfigDefaults(t *testing.T) {
+	t.Parallel()
 	var nilCfg *synckairos.Config
 	c := nilCfg.WithDefaults()
 	if c.KeyPrefix != synckairos.DefaultKeyPrefix || c.SessionTTL != synckairos.DefaultSessionTTL ||
@@ -33,6 +34,7 @@ func TestConfigDefaults(t *testing.T) {
 }
 
 func TestNewRefusesInvalidConfig(t *testing.T) {
+	t.Parallel()
 	srv, err := synckairostest.NewServer()
 	if err != nil {
 		t.Fatal(err)
@@ -71,6 +73,7 @@ func TestNewRefusesInvalidConfig(t *testing.T) {
 // The Manager's clock follows the Redis server: on the fake, the fake clock;
 // on a real server on this machine, the same time as the local clock.
 func TestNowFollowsServerClock(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m := b.newManager(nil)
 		got := b.now(t, m)
@@ -94,6 +97,7 @@ func TestNowFollowsServerClock(t *testing.T) {
 }
 
 func TestDialOwnsItsClient(t *testing.T) {
+	t.Parallel()
 	srv, err := synckairostest.NewServer()
 	if err != nil {
 		t.Fatal(err)

@@ -51,6 +51,7 @@ func mustGet(t *testing.T, m *synckairos.Manager, id string) *synckairos.State {
 }
 
 func TestCreateAndGet(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m := b.newManager(nil)
 		in := newState("game-1", 2)
@@ -89,6 +90,7 @@ func TestCreateAndGet(t *testing.T) {
 }
 
 func TestCreateExisting(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m := b.newManager(nil)
 		first := mustCreate(t, m, newState("dup", 2))
@@ -103,6 +105,7 @@ func TestCreateExisting(t *testing.T) {
 }
 
 func TestNotFound(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m := b.newManager(nil)
 		ctx := context.Background()
@@ -127,6 +130,7 @@ func TestNotFound(t *testing.T) {
 }
 
 func TestUpdateIncrementsVersion(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m := b.newManager(nil)
 		s := mustCreate(t, m, newState("upd", 2))
@@ -165,6 +169,7 @@ func TestUpdateIncrementsVersion(t *testing.T) {
 }
 
 func TestConflictCarriesCurrentState(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		a, other := b.newManager(nil), b.newManager(nil)
 		ctx := context.Background()
@@ -205,6 +210,7 @@ func TestConflictCarriesCurrentState(t *testing.T) {
 }
 
 func TestDelete(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m := b.newManager(nil)
 		ctx := context.Background()
@@ -229,6 +235,7 @@ func TestDelete(t *testing.T) {
 }
 
 func TestTTLSetAndRefreshed(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		const ttl = 10 * time.Minute
 		m := b.newManager(&synckairos.Config{SessionTTL: ttl})
@@ -272,6 +279,7 @@ func assertTTL(t *testing.T, b *backend, key string, want time.Duration) {
 }
 
 func TestCorruptState(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m := b.newManager(nil)
 		ctx := context.Background()
@@ -337,6 +345,7 @@ func assertCorrupt(t *testing.T, what string, err error, id string) {
 }
 
 func TestMutateSession(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m := b.newManager(nil)
 		ctx := context.Background()
@@ -392,6 +401,7 @@ func TestMutateSession(t *testing.T) {
 }
 
 func TestMutateSessionHonoursContext(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m := b.newManager(&synckairos.Config{MaxAttempts: 100})
 		other := b.newManager(nil)
@@ -422,6 +432,7 @@ func TestMutateSessionHonoursContext(t *testing.T) {
 // TestNoLostUpdates is the lost-update test of the issue: 20 goroutines over
 // two Managers with separate clients, 200 increments each, on one session.
 func TestNoLostUpdates(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		managers := []*synckairos.Manager{b.newManager(nil), b.newManager(nil)}
 		mustCreate(t, managers[0], newState("hot", 2))
@@ -465,6 +476,7 @@ func TestNoLostUpdates(t *testing.T) {
 
 // TestNoLostUpdatesManySessions spreads 50 goroutines over 100 sessions.
 func TestNoLostUpdatesManySessions(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		managers := []*synckairos.Manager{b.newManager(nil), b.newManager(nil)}
 		const sessions, goroutines, calls = 100, 50, 100
@@ -511,6 +523,7 @@ func TestNoLostUpdatesManySessions(t *testing.T) {
 }
 
 func TestLargeSession(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m := b.newManager(nil)
 		s := mustCreate(t, m, newState("big", synckairos.MaxParticipants))
@@ -529,6 +542,7 @@ func TestLargeSession(t *testing.T) {
 }
 
 func TestClosedManager(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m := b.newManager(&synckairos.Config{})
 		if err := m.Close(); err != nil {

@@ -576,6 +576,7 @@ func checkReading(t *testing.T, game, step int, s *synckairos.State, r synckairo
 // plus the grace, and the expirer flags at the deadline once the grace is
 // past. Byo-yomi periods run out through the expirer at main + periods.
 func TestControlsThroughTheManager(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m, clock := engineManager(t, b, nil)
 		ctx := context.Background()
@@ -643,6 +644,7 @@ func TestControlsThroughTheManager(t *testing.T) {
 // expirer writes it, as EventSessionAborted); a stage's time comes with the
 // move that reaches it, in the same write.
 func TestFirstMovesAndStagesThroughTheManager(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m, clock := engineManager(t, b, nil)
 		ctx := context.Background()

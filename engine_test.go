@@ -48,6 +48,7 @@ func bankOf(t *testing.T, s *synckairos.State, id string) time.Duration {
 }
 
 func TestChessGame3Plus2(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m, clock := engineManager(t, b, nil)
 		ctx := context.Background()
@@ -135,6 +136,7 @@ func TestChessGame3Plus2(t *testing.T) {
 }
 
 func TestTransitionErrorsNameBothStatuses(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m, _ := engineManager(t, b, nil)
 		ctx := context.Background()
@@ -166,6 +168,7 @@ func TestTransitionErrorsNameBothStatuses(t *testing.T) {
 }
 
 func TestDelays(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m, clock := engineManager(t, b, nil)
 		ctx := context.Background()
@@ -236,6 +239,7 @@ func waitVersion(t *testing.T, m *synckairos.Manager, id string, v int64) *synck
 }
 
 func TestTurnTimerForfeitsTurns(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m, clock := engineManager(t, b, nil)
 		runExpirer(t, m)
@@ -270,6 +274,7 @@ func TestTurnTimerForfeitsTurns(t *testing.T) {
 }
 
 func TestGlobalCountdownAndStopwatch(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m, clock := engineManager(t, b, nil)
 		runExpirer(t, m)
@@ -319,6 +324,7 @@ func TestGlobalCountdownAndStopwatch(t *testing.T) {
 }
 
 func TestExpiredParticipantsAreSkipped(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m, clock := engineManager(t, b, nil)
 		ctx := context.Background()
@@ -354,6 +360,7 @@ func TestExpiredParticipantsAreSkipped(t *testing.T) {
 }
 
 func TestGroupsShareABank(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m, clock := engineManager(t, b, nil)
 		ctx := context.Background()
@@ -384,6 +391,7 @@ func TestGroupsShareABank(t *testing.T) {
 }
 
 func TestAddTime(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m, clock := engineManager(t, b, nil)
 		ctx := context.Background()
@@ -414,6 +422,7 @@ func TestAddTime(t *testing.T) {
 // A running session's key outlives its clocks, and the deadline index
 // follows the session.
 func TestRunningSessionTTLAndDeadlineIndex(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		const ttl = time.Hour
 		m, clock := engineManager(t, b, &synckairos.Config{SessionTTL: ttl})
@@ -444,6 +453,7 @@ func TestRunningSessionTTLAndDeadlineIndex(t *testing.T) {
 
 // Two expirers racing over 1000 sessions: each expiry happens exactly once.
 func TestTwoExpirersExpireEachSessionOnce(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m, clock := engineManager(t, b, nil)
 		other := b.newManager(&synckairos.Config{Test: synckairos.TestConfig{Clock: clock}})
@@ -490,6 +500,7 @@ func TestTwoExpirersExpireEachSessionOnce(t *testing.T) {
 
 // Random sequences of transitions under the fake clock keep the invariants.
 func TestEngineProperties(t *testing.T) {
+	t.Parallel()
 	m, fake := synckairostest.NewManager(t, nil)
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -589,6 +600,7 @@ func TestEngineProperties(t *testing.T) {
 // A refused transition returns no state; one refused after an expiry it
 // wrote returns that state.
 func TestRefusedTransitionReturns(t *testing.T) {
+	t.Parallel()
 	m, fake := synckairostest.NewManager(t, nil)
 	ctx := context.Background()
 	mustCreate(t, m, &synckairos.State{SessionID: "r", Mode: synckairos.ModeGlobal, TotalTime: time.Second, Participants: players(0, "a", "b")})
@@ -607,6 +619,7 @@ func TestRefusedTransitionReturns(t *testing.T) {
 
 // Turns without a time limit (TimePerCycle 0) never expire and count in full.
 func TestUntimedTurns(t *testing.T) {
+	t.Parallel()
 	m, fake := synckairostest.NewManager(t, nil)
 	ctx := context.Background()
 	mustCreate(t, m, &synckairos.State{SessionID: "u", Mode: synckairos.ModePerCycle, Participants: players(0, "a", "b")})

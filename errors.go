@@ -178,3 +178,31 @@ func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailab
 
 // Unwrap returns the cause.
 func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// ConflictError reports a compare-and-set that found another version than
+// the one it was given. It matches ErrVersionConflict and carries the current
+// state, so that a caller can retry at once without reading again.
+type ConflictError struct {
+	SessionID string
+	// Life is the life of the state the write was based on; Current.Life
+	// differs when the session was deleted and created again meanwhile.
+	Life int64
+	// Expected is the version the write was based on.
+	Expected int64
+	// Actual is the version stored when the write was refused.
+	Actual int64
+	// Current is the stored state at Actual.
+	Current *State
+}
+
+// Error names the session and both versions.
+func (e *ConflictError) Error() string {
+	if e.Current != nil && e.Current.Life != e.Life {
+		return fmt.Sprintf("synckairos: version conflict on session %q: expected version %d of life %d, found version %d of life %d (created again)",
+			e.SessionID, e.Expected, e.Life, e.Actual, e.Current.Life)
+	}
+	return fmt.Sprintf("synckairos: version conflict on session %q: expected version %d, found %d", e.SessionID, e.Expected, e.Actual)
+}
+
+// Is reports whether target is ErrVersionConflict.
+func (e *ConflictError) Is(target error) bool { return target == ErrVersionConflict }

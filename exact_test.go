@@ -72,6 +72,7 @@ func timeUsed(s *synckairos.State) time.Duration {
 // clock to the millisecond; and it is the participants' TimeUsed. On the
 // fake the clock moves by sub-millisecond steps, which the real clock makes.
 func TestConservationOnTheRealClock(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		managers := []*synckairos.Manager{b.newManager(nil), b.newManager(nil)}
 		ctx := context.Background()
@@ -168,6 +169,7 @@ func TestConservationOnTheRealClock(t *testing.T) {
 // TimeUsed and ElapsedAt count the time the turns took, not the time the
 // bank was charged: moves of 3 s, 8 s and 3 s with a 5 s delay took 14 s.
 func TestTimeUsedCountsTheWholeTurn(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m, clock := engineManager(t, b, nil)
 		ctx := context.Background()
@@ -211,6 +213,7 @@ func TestTimeUsedCountsTheWholeTurn(t *testing.T) {
 // A turn timer left running forfeits turn after turn; however long it was
 // left, the turns are all accounted, exactly, as one write.
 func TestForfeitedTurnsOfALongAbsence(t *testing.T) {
+	t.Parallel()
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, idle := range []time.Duration{2500 * time.Millisecond, 7 * time.Second, 24*time.Hour + 500*time.Millisecond} {
 		s := &synckairos.State{SessionID: "x", Mode: synckairos.ModePerCycle, TimePerCycle: time.Second,

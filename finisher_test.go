@@ -71,6 +71,7 @@ func runFinisher(t *testing.T, m *synckairos.Manager, h synckairos.FinishHandler
 // state and its key; what is not a finish (an update of a finished session,
 // a create in a final status, a delete) gives none.
 func TestFinishHandlerRunsOncePerFinish(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m, clock := engineManager(t, b, &synckairos.Config{QueueFinishes: true})
 		ctx := context.Background()
@@ -168,6 +169,7 @@ func TestFinishHandlerRunsOncePerFinish(t *testing.T) {
 // A handler error is retried with a backoff; after MaxAttempts the finish
 // goes to OnGiveUp and is dropped.
 func TestFinishHandlerRetriesThenGivesUp(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m := b.newManager(&synckairos.Config{QueueFinishes: true})
 		ctx := context.Background()
@@ -218,6 +220,7 @@ func TestFinishHandlerRetriesThenGivesUp(t *testing.T) {
 // unreturned, loses it to another finisher after ClaimAfter; a handler that
 // is at work longer than ClaimAfter keeps it.
 func TestFinishTakenOverFromAStoppedFinisher(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m := b.newManager(&synckairos.Config{QueueFinishes: true})
 		ctx := context.Background()
@@ -255,6 +258,7 @@ func TestFinishTakenOverFromAStoppedFinisher(t *testing.T) {
 // A handler at work for 3 × ClaimAfter keeps its finish: no other finisher
 // takes it over.
 func TestFinishKeptByASlowHandler(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m := b.newManager(&synckairos.Config{QueueFinishes: true})
 		ctx := context.Background()

@@ -249,6 +249,7 @@ func sampleStates() []*State {
 }
 
 func TestJSONAgreesWithReference(t *testing.T) {
+	t.Parallel()
 	for _, s := range sampleStates() {
 		ours, err := json.Marshal(s)
 		if err != nil {
@@ -321,6 +322,7 @@ func toRef(s *State) *refState {
 }
 
 func TestJSONDecodeErrors(t *testing.T) {
+	t.Parallel()
 	for _, in := range []string{
 		``, `{`, `[]`, `{"session_id":}`, `{"session_id":"a"`, `{"session_id":"a"}x`,
 		`{"version":1.5}`, `{"version":01}`, `{"version":1e3}`, `{"version":99999999999999999999}`,
@@ -336,6 +338,7 @@ func TestJSONDecodeErrors(t *testing.T) {
 }
 
 func TestJSONSkipsUnknownFields(t *testing.T) {
+	t.Parallel()
 	var s State
 	in := `{"future":{"nested":[1,-2.5e3,"x",true,false,null,{}]},"session_id":"a","participants":[{"participant_id":"p","later":[]}]}`
 	if err := s.UnmarshalJSON([]byte(in)); err != nil {
@@ -386,6 +389,7 @@ func FuzzStateJSON(f *testing.F) {
 // The write script of a create fills in the life at lifeOffset: the state's
 // own field, whatever the session ID holds.
 func TestLifeOffsetSkipsTheSessionID(t *testing.T) {
+	t.Parallel()
 	for _, id := range []string{"plain", `a,"life":7`, `,"life":`, `"`, `\`} {
 		s := &State{SessionID: id, Mode: ModeGlobal, Status: StatusPending, Participants: []Participant{{ID: "a"}}}
 		b := s.appendJSON(nil)

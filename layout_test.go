@@ -17,6 +17,7 @@ import (
 // session key, keeps it; the choice is recorded, concurrent first Managers
 // agree, and a Manager contradicting the record is refused.
 func TestDefaultLayout(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		ctx := context.Background()
 		open := func(cfg *synckairos.Config) (*synckairos.Manager, error) {

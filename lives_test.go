@@ -12,6 +12,7 @@ import (
 // Every create of an ID starts a new life, numbered above the last; a write
 // based on an earlier life is refused, even at the same version.
 func TestLivesOfAReusedID(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m := b.newManager(nil)
 		ctx := context.Background()

@@ -14,6 +14,7 @@ import (
 // A move and its clock are one write: one version, one event and one
 // outbox entry, carrying the host's change and the transition's facts.
 func TestMoveCommittedWithItsClock(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m, clock := engineManager(t, b, &synckairos.Config{Audit: true})
 		ctx := context.Background()
@@ -114,6 +115,7 @@ func TestMoveCommittedWithItsClock(t *testing.T) {
 // The State's transitions are pure: a MutateSession callback commits one
 // with the host's change, and the write carries the transition.
 func TestTransitionsInsideMutateSession(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m, clock := engineManager(t, b, nil)
 		ctx := context.Background()

@@ -20,6 +20,7 @@ import (
 // session through Redis alone. A creates it; B reads and updates it, and
 // broadcasts; A's subscribers receive both.
 func TestMultiInstanceProcesses(t *testing.T) {
+	t.Parallel()
 	if os.Getenv("SYNCKAIROS_INSTANCE") == "B" {
 		instanceB(t)
 		return

@@ -14,6 +14,7 @@ import (
 // With Config.Audit, every committed write appends one outbox entry to its
 // partition's stream, in the same script; refused writes append nothing.
 func TestOutboxEntries(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m := b.newManager(&synckairos.Config{Audit: true})
 		ctx := context.Background()
@@ -71,6 +72,7 @@ func TestOutboxEntries(t *testing.T) {
 }
 
 func TestRestoreSession(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m := b.newManager(&synckairos.Config{Audit: true})
 		ctx := context.Background()

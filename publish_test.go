@@ -24,6 +24,7 @@ type published struct {
 // Cluster: on its partition's sharded channel) by the same script that writes
 // it; refused writes publish nothing.
 func TestWritesArePublished(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m := b.newManager(nil)
 		ctx := context.Background()

@@ -83,6 +83,7 @@ func (c *collector[T]) quiet(t *testing.T, n int) {
 }
 
 func TestSubscribeToUpdatesAcrossInstances(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		a, other := b.newManager(nil), b.newManager(nil)
 		ctx := context.Background()
@@ -123,6 +124,7 @@ func TestSubscribeToUpdatesAcrossInstances(t *testing.T) {
 }
 
 func TestUpdatesArriveInOrder(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		a, other := b.newManager(nil), b.newManager(nil)
 		ctx := context.Background()
@@ -166,6 +168,7 @@ func TestUpdatesArriveInOrder(t *testing.T) {
 }
 
 func TestBroadcasts(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		a, other := b.newManager(nil), b.newManager(nil)
 		ctx := context.Background()
@@ -233,6 +236,7 @@ func TestBroadcasts(t *testing.T) {
 // Two subscriptions to one channel on one Manager are independent: closing
 // one leaves the other whole, and neither sees a false resync.
 func TestSubscriptionsToOneChannelAreIndependent(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m := b.newManager(nil)
 		ctx := context.Background()
@@ -279,6 +283,7 @@ func TestSubscriptionsToOneChannelAreIndependent(t *testing.T) {
 // it falls more than the buffer behind, it loses the backlog and gets one
 // resync, then every later event.
 func TestSlowSubscriberGetsResync(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		const buffer = 4
 		m := b.newManager(&synckairos.Config{SubscriptionBuffer: buffer})
@@ -349,6 +354,7 @@ func TestSlowSubscriberGetsResync(t *testing.T) {
 
 // Junk on the updates channel is skipped; the subscription goes on.
 func TestMalformedMessagesAreSkipped(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m := b.newManager(nil)
 		ctx := context.Background()
@@ -378,6 +384,7 @@ func TestMalformedMessagesAreSkipped(t *testing.T) {
 }
 
 func TestSubscriptionEnds(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m := b.newManager(nil)
 		ctx, cancel := context.WithCancel(context.Background())
@@ -421,6 +428,7 @@ func TestSubscriptionEnds(t *testing.T) {
 // one that stays receives every message and never a false resync; each one
 // that comes receives what is published after it returns.
 func TestSubscriptionChurn(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m := b.newManager(nil)
 		ctx := context.Background()

@@ -14,6 +14,7 @@ import (
 // States that cannot be right are refused, naming the field, with nothing
 // written.
 func TestCreateRefusesWhatCannotBeRight(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	chess := func(edit func(s *synckairos.State)) *synckairos.State {
 		s := &synckairos.State{SessionID: "x", Mode: synckairos.ModePerParticipant, Participants: players(time.Minute, "a", "b")}
@@ -128,6 +129,7 @@ func TestCreateRefusesWhatCannotBeRight(t *testing.T) {
 // Refused transitions give their errors, carry the current state, and
 // leave the version where it was.
 func TestRefusedTransitions(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m, clock := engineManager(t, b, nil)
 		ctx := context.Background()
@@ -228,6 +230,7 @@ func TestRefusedTransitions(t *testing.T) {
 // A Manager call for a session made from inside a MutateSession callback
 // for it fails at once, instead of waiting for itself.
 func TestReentrantCallsFailAtOnce(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m, _ := engineManager(t, b, nil)
 		mustCreate(t, m, &synckairos.State{SessionID: "r", Mode: synckairos.ModePerParticipant, Participants: players(time.Minute, "a", "b")})
@@ -265,6 +268,7 @@ func TestReentrantCallsFailAtOnce(t *testing.T) {
 // a late switch, named or not, is refused and charges nobody else; any other
 // transition is then made on the state they leave, in its own version.
 func TestExpiriesDueBeforeACallAreTheirOwnWrite(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m, clock := engineManager(t, b, nil)
 		ctx := context.Background()
@@ -304,6 +308,7 @@ func TestExpiriesDueBeforeACallAreTheirOwnWrite(t *testing.T) {
 // One write commits one transition: a second on the same state is refused,
 // and the account of the first is never lost.
 func TestOneTransitionPerWrite(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	s := &synckairos.State{SessionID: "x", Mode: synckairos.ModePerParticipant, Status: synckairos.StatusPending, Version: 1,
 		Participants: players(time.Minute, "a", "b")}
@@ -319,6 +324,7 @@ func TestOneTransitionPerWrite(t *testing.T) {
 // from an instance whose clock is behind the pause's does not charge the
 // difference twice.
 func TestTransitionsNeverGoBackInTime(t *testing.T) {
+	t.Parallel()
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	s := &synckairos.State{SessionID: "x", Mode: synckairos.ModePerParticipant, Status: synckairos.StatusPending, Version: 1,
 		Participants: players(time.Minute, "a", "b")}

@@ -2,7 +2,6 @@ package synckairos
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/synckairos/synckairos/internal/store"
@@ -86,32 +85,27 @@ func (m *Manager) DeleteSession(ctx context.Context, id string) (err error) {
 	return err
 }
 
-// commit runs one write of the script, the one place a change is
-// committed, and maps its outcome. next is the state written (nil for a
-// deletion); based is the version the write was based on, which a
-// conflict reports.
-func (m *Manager) commit(ctx context.Context, w store.Write, next *State, based int64) (*State, error) {
-	r, err := m.store.Write(ctx, w)
+// UpdateSession stores s if the stored session is still at s.Version, in one
+// atomic step with its announcement, and returns the stored state at
+// s.Version+1. UpdatedAt is set by the Manager, and s itself is not modified.
+// Its LastTransition is EventSessionUpdated, unless s holds a transition made
+// on it by one of the State's transitions (State.Switch, …), which is then
+// committed as that transition.
+//
+// It returns a *ConflictError (errors.Is(err, ErrVersionConflict)) if the
+// session has moved on, ErrSessionNotFound if it does not exist, and a
+// *StateError if s is invalid. In each case nothing is written.
+func (m *Manager) UpdateSession(ctx context.Context, s *State) (_ *State, err error) {
+	if s != nil {
+		var c call
+		ctx, c = m.tel.start(ctx, "UpdateSession", s.SessionID, true)
+		defer c.end(&err)
+	}
+	next, now, err := m.prepare(ctx, s, "the version that was read")
 	if err != nil {
-		return nil, m.storeError(w.Op, w.SessionID, err)
+		return nil, err
 	}
-	switch r.Outcome {
-	case store.Written:
-		if w.Op == "create" {
-			next.Life = r.Life
-		}
-		if w.EventType != "" { // (a restore commits no new version)
-			m.tel.committed(ctx, w.EventType)
-		}
-		return m.written(ctx, w.SessionID, next, r)
-	case store.Exists:
-		return nil, fmt.Errorf("%w: %q", ErrSessionExists, w.SessionID)
-	case store.NotFound:
-		return nil, fmt.Errorf("%w: %q", ErrSessionNotFound, w.SessionID)
-	case store.Conflict:
-		return nil, conflict(w.SessionID, w.Life, based, r)
-	}
-	return nil, unexpected(w.Op, w.SessionID, r)
+	return m.write(ctx, s.Version, next, now)
 }
 
 // decodeState decodes stored bytes; version is the stored version, which is
@@ -126,20 +120,6 @@ func decodeState(id string, version int64, b []byte) (*State, error) {
 	}
 	s.Version = version
 	return s, nil
-}
-
-func (m *Manager) storeError(op, id string, err error) error {
-	if errors.Is(err, store.ErrWrongType) {
-		return corrupt(id, err)
-	}
-	if errors.Is(err, store.ErrTimeout) {
-		return &UnavailableError{SessionID: id, Partition: m.layout.Partition(id), Op: op, Err: err}
-	}
-	return fmt.Errorf("synckairos: %s session %q: %w", op, id, err)
-}
-
-func unexpected(op, id string, r store.Result) error {
-	return fmt.Errorf("synckairos: %s session %q: unexpected script outcome %d", op, id, r.Outcome)
 }
 
 // RestoreSession writes s at s.Version, as it stands, if Redis holds no

@@ -14,6 +14,7 @@ import (
 )
 
 func TestStateJSONFormLiteral(t *testing.T) {
+	t.Parallel()
 	started := time.Date(2026, 3, 4, 5, 6, 7, 890_000_000, time.FixedZone("CET", 3600))
 	s := &synckairos.State{
 		SessionID:           "g",
@@ -67,6 +68,7 @@ func TestStateJSONFormLiteral(t *testing.T) {
 
 // The Manager stores milliseconds and returns exactly what it stored.
 func TestStoredPrecisionIsMilliseconds(t *testing.T) {
+	t.Parallel()
 	m, fake := synckairostest.NewManager(t, nil)
 	fake.Advance(1234567 * time.Nanosecond)
 	s := newState("ms", 1)
@@ -93,6 +95,7 @@ func TestStoredPrecisionIsMilliseconds(t *testing.T) {
 }
 
 func TestCloneIsDeep(t *testing.T) {
+	t.Parallel()
 	now := time.Now()
 	s := newState("c", 2)
 	s.CycleStartedAt = &now
@@ -106,6 +109,7 @@ func TestCloneIsDeep(t *testing.T) {
 }
 
 func TestUnmarshalRejectsBadJSON(t *testing.T) {
+	t.Parallel()
 	for _, in := range []string{`{`, `{"participants":3}`, `{"created_at":"yesterday"}`} {
 		var s synckairos.State
 		if err := json.Unmarshal([]byte(in), &s); err == nil {

@@ -13,6 +13,7 @@ import (
 // Every validation rule, on create and on update, on both backends: the
 // error names the field, and nothing is written.
 func TestValidationRules(t *testing.T) {
+	t.Parallel()
 	type rule struct {
 		name  string
 		field string
@@ -171,6 +172,7 @@ func TestValidationRules(t *testing.T) {
 }
 
 func TestValidationLimitsAreInclusive(t *testing.T) {
+	t.Parallel()
 	s := newState(strings.Repeat("x", synckairos.MaxSessionIDBytes), synckairos.MaxParticipants)
 	s.Participants[0].TotalTime = synckairos.MaxBank
 	s.Increment = synckairos.MaxBank
@@ -182,6 +184,7 @@ func TestValidationLimitsAreInclusive(t *testing.T) {
 }
 
 func TestStateErrorMessage(t *testing.T) {
+	t.Parallel()
 	s := newState("m", 2)
 	s.Participants[1].TotalTime = synckairos.MaxBank + time.Hour
 	err := s.Validate()

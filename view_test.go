@@ -63,6 +63,7 @@ func TestViewAt(t *testing.T) {
 // A Watch gets each change of its session, not others'; a reader that
 // falls behind its buffer gets one resync; Close and the context end it.
 func TestWatchSession(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		m := b.newManager(nil)
 		ctx := context.Background()

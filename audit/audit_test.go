@@ -66,6 +66,7 @@ func changes(t *testing.T, m *synckairos.Manager, sessions, updates int, tag str
 }
 
 func TestMigrateIsIdempotentAndConcurrent(t *testing.T) {
+	t.Parallel()
 	schema := newSchema(t)
 	pool := newPool(t, schema, "")
 	ctx := context.Background()
@@ -102,6 +103,7 @@ func TestMigrateIsIdempotentAndConcurrent(t *testing.T) {
 // Every committed version becomes exactly one row, and the session and
 // participant tables hold the latest state.
 func TestEveryVersionBecomesOneRow(t *testing.T) {
+	t.Parallel()
 	p := newPipeline(t, nil)
 	p.startRelay(t, p.pool, nil)
 	n := changes(t, p.m, 12, 5, "s")
@@ -159,6 +161,7 @@ func TestEveryVersionBecomesOneRow(t *testing.T) {
 // A relay stopped after committing a batch and before acknowledging it (a
 // crash), and another relay taking over: every version still lands once.
 func TestRelayCrashAndTakeover(t *testing.T) {
+	t.Parallel()
 	p := newPipeline(t, nil)
 	crashed := make(chan struct{})
 	var once sync.Once
@@ -216,6 +219,7 @@ func waitOutboxEmpty(t *testing.T, p *pipeline) {
 // Postgres out of reach of the relay while 1000 updates commit: after it
 // returns, all 1000 rows appear, none twice.
 func TestPostgresOutage(t *testing.T) {
+	t.Parallel()
 	p := newPipeline(t, nil)
 	px := newProxy(t, "127.0.0.1:5432")
 	relayPool := newPool(t, p.schema, px.addr)
@@ -256,6 +260,7 @@ func TestPostgresOutage(t *testing.T) {
 // A transient worker failure is retried and succeeds; one that never ends
 // reaches the hook after the last attempt.
 func TestWorkerRetries(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	failUntil := map[string]int{} // job's first session → attempts that fail
 	p := newPipeline(t, &audit.WorkerConfig{Test: audit.WorkerTestConfig{BeforeWrite: func(attempt int) error {
@@ -316,6 +321,7 @@ func TestWorkerRetries(t *testing.T) {
 // An event whose snapshot does not decode goes to the hook, once; the rest
 // of its batch is written.
 func TestBadSnapshotGoesToHook(t *testing.T) {
+	t.Parallel()
 	p := newPipeline(t, nil)
 	ctx := context.Background()
 	// An entry no synckairos write would make: valid JSON, not a state.
@@ -347,6 +353,7 @@ func TestBadSnapshotGoesToHook(t *testing.T) {
 }
 
 func TestRecoverSession(t *testing.T) {
+	t.Parallel()
 	p := newPipeline(t, nil)
 	p.startRelay(t, p.pool, nil)
 	ctx := context.Background()
@@ -388,6 +395,7 @@ func TestRecoverSession(t *testing.T) {
 }
 
 func TestStats(t *testing.T) {
+	t.Parallel()
 	p := newPipeline(t, nil)
 	relay, err := audit.NewRelay(p.m, p.river, p.pool, nil)
 	if err != nil {
@@ -435,6 +443,7 @@ func TestStats(t *testing.T) {
 }
 
 func TestNewRelayNeedsAudit(t *testing.T) {
+	t.Parallel()
 	client := newRedisClient(t)
 	m, err := synckairos.New(client, nil)
 	if err != nil {
@@ -449,6 +458,7 @@ func TestNewRelayNeedsAudit(t *testing.T) {
 // Jobs run concurrently, so a session's events can land out of order: the
 // session row still ends as the newest event says.
 func TestSessionRowWithEventsOutOfOrder(t *testing.T) {
+	t.Parallel()
 	schema := newSchema(t)
 	pool := newPool(t, schema, "")
 	ctx := context.Background()
@@ -510,6 +520,7 @@ func TestSessionRowWithEventsOutOfOrder(t *testing.T) {
 // reported as a failure; sync_sessions and sync_participants show the
 // current life.
 func TestEveryLifeOfAReusedIDIsRecorded(t *testing.T) {
+	t.Parallel()
 	p := newPipeline(t, nil)
 	p.startRelay(t, p.pool, nil)
 	ctx := context.Background()
@@ -575,6 +586,7 @@ func TestEveryLifeOfAReusedIDIsRecorded(t *testing.T) {
 // The pipeline on a Redis Cluster: the relay reads the outboxes of
 // partitions spread over three masters.
 func TestEveryVersionBecomesOneRowOnCluster(t *testing.T) {
+	t.Parallel()
 	c, err := rediscluster.Start(context.Background(), testenv.ClusterMasters())
 	if errors.Is(err, rediscluster.ErrNoBinaries) {
 		unavailable(t, "Redis Cluster", err)

@@ -138,6 +138,7 @@ func TestCrashedWorkerEvents(t *testing.T) {
 // River client whose audit worker takes a job and hangs in it until the
 // process is killed.
 func TestCrashingWorker(t *testing.T) {
+	t.Parallel()
 	schema := os.Getenv("SYNCKAIROS_CRASHING_WORKER_SCHEMA")
 	if schema == "" {
 		t.Skip("the second process of TestCrashedWorkerEvents")
