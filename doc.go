@@ -3,14 +3,14 @@ Package synckairos keeps server-authoritative session timers — chess and game
 clocks, turn timers, synchronized countdowns and stopwatches — in Redis, so
 that any number of stateless instances of an application share them.
 
-Redis is the truth: a Manager holds no session state of its own, and every
+Redis is the truth: a [Manager] holds no session state of its own, and every
 change is one atomic compare-and-set on the session's version, done by a Lua
 script that also publishes the change. No update is ever lost: a write based
 on a stale version is refused with the current state.
 
 # Connecting
 
-A Manager works through a rueidis client that the application creates, with
+A [Manager] works through a rueidis client that the application creates, with
 client-side caching disabled, and closes after the Manager:
 
 	client, err := rueidis.NewClient(rueidis.ClientOption{
@@ -24,23 +24,23 @@ client-side caching disabled, and closes after the Manager:
 	if err != nil { ... }
 	defer m.Close()
 
-Dial does both from a Redis URL, for examples and quick starts; its Manager
+[Dial] does both from a Redis URL, for examples and quick starts; its Manager
 owns its client. Without a Redis server, the synckairostest package runs the
 library on an in-process fake.
 
 Under load, let the client batch its writes: with many goroutines calling the
 Manager, rueidis otherwise spends much of its CPU in one write system call
-per small batch. On a 2-core machine, rueidis.ClientOption.MaxFlushDelay of
-50 µs took GetSession from 46,800 to 63,700 calls/s with 64 goroutines (a raw
-GET from 89,000 to 167,000/s), at the price of up to that delay on a lone
-call (BENCHMARKS.md; cmd/synckairos-bench -flush-delay measures it on yours).
+per small batch. rueidis.ClientOption.MaxFlushDelay (tens of microseconds)
+trades up to that delay on a lone call for far fewer system calls; the load
+tool's -flush-delay flag measures it on your machine (BENCHMARKS.md in the
+repository has ours).
 
 # Sessions
 
-A State is the whole of one session: its mode, status, participants with
+A [State] is the whole of one session: its mode, status, participants with
 their banks, and the server times at which the running cycle and the session
 started. Remaining time is not stored; it is computed from those times and
-the Redis server clock (Manager.Now), so nothing ticks.
+the Redis server clock ([Manager.Now]), so nothing ticks.
 
 	s, err := m.CreateSession(ctx, &synckairos.State{
 		SessionID: "game-42",
@@ -52,16 +52,16 @@ the Redis server clock (Manager.Now), so nothing ticks.
 		},
 	})
 
-Every state is validated before anything is written (*StateError names the
+Every state is validated before anything is written (*[StateError] names the
 field and the limit), and is stored with millisecond precision. What cannot
 be right is refused: a time control the mode does not use (an Increment in
-ModeGlobal, a Delay outside ModePerParticipant, a Delay without its
-DelayMode), a status without what it needs (running without an active
+[ModeGlobal], a Delay outside [ModePerParticipant], a Delay without its
+[DelayMode]), a status without what it needs (running without an active
 participant or a cycle start), a timed session whose starting bank is zero.
 
 # Clocks
 
-The engine runs a session's clocks by the rules of its Mode, each transition
+The engine runs a session's clocks by the rules of its [Mode], each transition
 a pure function of the state and the Redis server time, applied through the
 compare-and-set below, so that it is exact under concurrency and the same on
 every instance:
@@ -77,22 +77,22 @@ Time is exact to the millisecond: a transition takes the time in whole
 milliseconds from the moment it is read, and never earlier than the
 session's last transition, so what the banks are charged over a whole
 session is exactly the session's running time by the server clock, on any
-number of instances. Transition.Used, Increment, Refund, Added, Compensation
+number of instances. [Transition.Used], Increment, Refund, Added, Compensation
 and Credit keep the account.
 
-ModePerParticipant runs the active player's bank, with a Fischer Increment
-after each completed turn and a Bronstein or simple Delay; ModePerCycle gives
-each turn TimePerCycle; ModePerGroup shares one bank per Group; ModeGlobal
-runs one bank for the session; ModeCountUp is a stopwatch up to MaxTime.
+[ModePerParticipant] runs the active player's bank, with a Fischer Increment
+after each completed turn and a Bronstein or simple Delay; [ModePerCycle] gives
+each turn TimePerCycle; [ModePerGroup] shares one bank per [Group]; [ModeGlobal]
+runs one bank for the session; [ModeCountUp] is a stopwatch up to MaxTime.
 OnExpiry chooses what running out does. Paused time is never charged.
 
 ModePerParticipant also runs what go and shogi servers and lichess run: an
-Overtime after the main time (byo-yomi: Periods periods of Period, a move
+[Overtime] after the main time (byo-yomi: Periods periods of Period, a move
 within one keeps it; Canadian: Moves moves within a block of Period), and
-lag compensation (State.Lag, after lichess's lag tracker): a switch reports
-the lag its move met (SwitchOptions.Lag), which a per-player quota pays
+lag compensation ([State.Lag], after lichess's lag tracker): a switch reports
+the lag its move met ([SwitchOptions.Lag]), which a per-player quota pays
 for, and a flag grace lets a lagged move that arrives just after the
-deadline count if its lag brings it back before. State.ReadingAt tells what
+deadline count if its lag brings it back before. [State.ReadingAt] tells what
 a clock shows (main time, period, periods or moves left, delay left, quota);
 docs/CONTROLS.md compares the controls with FIDE, US Chess, lichess and go
 servers.
@@ -108,25 +108,25 @@ the next deadline it knows of (it hears every change the instances
 publish), sending Redis a few commands a second while idle, and the
 instances running it share the partitions rather than race for each
 deadline (rendezvous hashing over a heartbeat; the others stand by). A running
-session's key lives at least until its deadline plus Config.SessionTTL; one
+session's key lives at least until its deadline plus [Config.SessionTTL]; one
 with no deadline (untimed turns, a stopwatch without MaxTime), like a paused
 one, lives Config.SessionTTL after its last write.
 
 A transition not allowed in the session's status fails with a
-*TransitionError (ErrInvalidTransition) and changes nothing, with one
+*[TransitionError] ([ErrInvalidTransition]) and changes nothing, with one
 exception: when the session's time ran out before the call, the expiry is
 written anyway, and the call returns the written state along with its error.
-Every refusal carries the current state (TransitionError.Current,
-TurnError.Current), so a refused move needs no second read.
+Every refusal carries the current state ([TransitionError.Current],
+[TurnError.Current]), so a refused move needs no second read.
 
 # A move is one write
 
 A game server commits the move (the board, the score, its own fields) and
 the clock switch as one compare-and-set: one version, one event, one audit
-row. SwitchOptions.Edit applies the host's change to the state the switch
-writes, and SwitchOptions.Turn names the turn the move ends, so that a
-retried or duplicated "I moved" is refused with ErrTurnEnded (a *TurnError
-with the current state), told apart from "not your turn" (ErrNotActive):
+row. [SwitchOptions.Edit] applies the host's change to the state the switch
+writes, and [SwitchOptions.Turn] names the turn the move ends, so that a
+retried or duplicated "I moved" is refused with [ErrTurnEnded] (a *[TurnError]
+with the current state), told apart from "not your turn" ([ErrNotActive]):
 
 	r, err := m.SwitchCycle(ctx, "game-42", &synckairos.SwitchOptions{
 		From: "white",
@@ -137,9 +137,9 @@ with the current state), told apart from "not your turn" (ErrNotActive):
 		},
 	})
 
-Every transition is also a pure method of State (Start, Switch, Pause,
+Every transition is also a pure method of [State] (Start, Switch, Pause,
 Resume, Complete, Cancel, AddTime) taking the time, so that a MutateSession
-callback can commit any of them with the host's change, using Manager.Now:
+callback can commit any of them with the host's change, using [Manager.Now]:
 
 	m.MutateSession(ctx, "game-42", func(s *synckairos.State) error {
 		now, err := m.Now(ctx)
@@ -153,20 +153,20 @@ callback can commit any of them with the host's change, using Manager.Now:
 		return nil
 	})
 
-Inside such a callback (or an Edit), a call of the Manager for the same
-session fails at once with ErrReentrant rather than waiting for itself.
+Inside such a callback (or an Edit), a call of the [Manager] for the same
+session fails at once with [ErrReentrant] rather than waiting for itself.
 
-Each write records what it did in State.LastTransition: its type (the audit
-event type, such as EventCycleSwitched or EventParticipantExpired) and its
+Each write records what it did in [State.LastTransition]: its type (the audit
+event type, such as [EventCycleSwitched] or [EventParticipantExpired]) and its
 facts: who ended the turn and who is next, the time the turn used, the
 increment and refund given, the time added and to whom, who expired.
-Subscribers get it as SessionEvent.Transition, the outbox and the audit
+Subscribers get it as [SessionEvent.Transition], the outbox and the audit
 rows with the state: nobody compares states to learn that black flagged.
 
 # Compare-and-set
 
 UpdateSession writes a state only if the stored session is still at the
-state's Version; otherwise it returns a *ConflictError that carries the
+state's Version; otherwise it returns a *[ConflictError] that carries the
 current state. MutateSession does the read, the change and the retries:
 
 	s, err = m.MutateSession(ctx, "game-42", func(s *synckairos.State) error {
@@ -176,7 +176,7 @@ current state. MutateSession does the read, the change and the retries:
 
 Its first retry runs at once on the state carried by the conflict; later ones
 back off (10 ms, 20 ms, 40 ms, … with jitter) and read afresh, up to
-Config.MaxAttempts attempts. Calls on one session within one process take
+[Config.MaxAttempts] attempts. Calls on one session within one process take
 turns, so they conflict only with other processes.
 
 # Subscriptions
@@ -205,9 +205,9 @@ The contract of every subscription:
   - The callback runs on the subscription's own goroutine, one message at a
     time, in the order Redis delivered them. It never runs on the Redis
     connection, so a slow callback never stalls the client.
-  - Up to Config.SubscriptionBuffer messages wait for a slow callback. Past
+  - Up to [Config.SubscriptionBuffer] messages wait for a slow callback. Past
     that the backlog is dropped and the callback gets one resync
-    (ChangeResync, or a Broadcast with Resync set) in its place.
+    ([ChangeResync], or a [Broadcast] with Resync set) in its place.
   - Redis pub/sub keeps nothing for a disconnected subscriber. When the
     connection is lost, the subscription reconnects by itself and, once
     subscribed again, delivers a resync: what was published in between is
@@ -215,9 +215,9 @@ The contract of every subscription:
     later events it has already seen.
   - A message that does not decode is logged and skipped.
   - The subscription ends when its context is done or Close is called, and its
-    goroutine ends with it. Manager.Close ends every subscription.
+    goroutine ends with it. [Manager.Close] ends every subscription.
 
-All subscriptions of a Manager share one dedicated Redis connection taken from
+All subscriptions of a [Manager] share one dedicated Redis connection taken from
 its client.
 
 The updates channel is <prefix>session-updates; its messages are JSON:
@@ -232,9 +232,9 @@ versions for readers in other languages. Broadcasts go to
 
 # Clocks in the browser
 
-State.ViewAt gives a session as a client displays it (a View: each clock
+[State.ViewAt] gives a session as a client displays it (a [View]: each clock
 at a server time, and how it runs on), and WatchSession a session's
-changes, many watches sharing the Manager's one subscription. Package
+changes, many watches sharing the [Manager]'s one subscription. Package
 skhttp serves them: a Server-Sent Events stream per session, a time
 endpoint for clock offset estimation, an error-to-status mapping for the
 host's command endpoints, and clock.js, a small JavaScript clock that
@@ -243,7 +243,7 @@ shows the right time from them. See docs/VIEW.md.
 # Game over, once
 
 Every instance hears a session end; the host's end-of-game work (results,
-ratings, payouts) should run once. With Config.QueueFinishes, the write
+ratings, payouts) should run once. With [Config.QueueFinishes], the write
 that finishes a session (expired, completed or cancelled: the status
 before was not final) appends it to its partition's finish stream, in the
 same atomic step, and RunFinisher, which any number of instances may run,
@@ -253,17 +253,17 @@ calls the handler for each finish on one of them:
 		return results.Record(ctx, f.Key(), f.State) // idempotent on f.Key()
 	}, nil)
 
-A handler error is retried with a backoff, FinisherConfig.MaxAttempts calls
+A handler error is retried with a backoff, [FinisherConfig.MaxAttempts] calls
 in all, then given to OnGiveUp. A finisher that dies holding a finish
-loses it to another after FinisherConfig.ClaimAfter (default 10 s). The one
+loses it to another after [FinisherConfig.ClaimAfter] (default 10 s). The one
 duplicate left: a finisher killed after its handler returned nil and before
-it removed the finish; Finish.Key ("life/version/sessionID") is the same for
+it removed the finish; [Finish.Key] ("life/version/sessionID") is the same for
 both calls. It needs only Redis; unused, it costs nothing. On the fake
 (synckairostest), ClaimAfter is counted by the fake clock, like TTLs.
 
 # Telemetry
 
-With Config.Telemetry set, the Manager reports through OpenTelemetry: a span
+With [Config.Telemetry] set, the [Manager] reports through OpenTelemetry: a span
 per call (a child of the span in the call's context), and metrics of its
 writes and their outcomes, transitions, retries, the expirer's expiries and
 their lateness, subscriptions' drops, resyncs and reconnections, watchers,
@@ -273,40 +273,40 @@ reports nothing at no cost. docs/TELEMETRY.md lists every instrument.
 
 # Audit trail
 
-With Config.Audit on, the script that commits a change also appends it to its
+With [Config.Audit] on, the script that commits a change also appends it to its
 partition's outbox stream, and package audit moves it from there into
 Postgres through River jobs: every committed version becomes exactly one row
 of sync_events. See package audit.
 
 # Keys
 
-Sessions are spread over Config.Partitions partitions by a stable hash of
+Sessions are spread over [Config.Partitions] partitions by a stable hash of
 their ID, and the keys of one partition share a hash tag, so that the library
 runs unchanged on Redis Cluster: a session is stored at
 <prefix><tag>:s:<sessionID> as a hash of its version ("v") and its JSON
-state ("s"), and expires Config.SessionTTL after its last write
-(Manager.SessionKey names it). The tags are those of the prefix's layout,
-recorded in <prefix>layout by its first Manager: "{pNN}" for partition NN
-in the LayoutTags of deployments made before layouts could be chosen;
-short tags on evenly spaced slots in the LayoutSpread every new prefix
-gets. See Config.Layout.
+state ("s"), and expires [Config.SessionTTL] after its last write
+([Manager.SessionKey] names it). The tags are those of the prefix's layout,
+recorded in <prefix>layout by its first [Manager]: "{pNN}" for partition NN
+in the [LayoutTags] of deployments made before layouts could be chosen;
+short tags on evenly spaced slots in the [LayoutSpread] every new prefix
+gets. See [Config.Layout].
 
 # Redis Cluster
 
 The key layout keeps every script's keys in one hash slot, so the library
-runs unchanged on Redis Cluster (Redis 7 or later). Give Dial every node,
+runs unchanged on Redis Cluster (Redis 7 or later). Give [Dial] every node,
 or any of them, in one URL, redis://host1:port1?addr=host2:port2&addr=host3:port3,
-or pass New a rueidis client created with their addresses (a client in
-rueidis.ClientModeCluster is what tells the Manager it is on a cluster).
+or pass [New] a rueidis client created with their addresses (a client in
+rueidis.ClientModeCluster is what tells the [Manager] it is on a cluster).
 
 Choose Partitions several times the number of masters, so that partitions,
 and sessions with them, spread over every master. A new prefix gets the
-spread layout (LayoutSpread): its partitions sit on evenly spaced slots, at
+spread layout ([LayoutSpread]): its partitions sit on evenly spaced slots, at
 an offset of the key prefix's own, so that masters serving equal ranges of
 slots serve equal numbers of partitions (5 or 6 of the default 16 on 3
 masters; sessions within ±15% of even), and two applications with
 different prefixes use different slots. A prefix that holds sessions of
-the layout of earlier versions, LayoutTags ("{pNN}" for every prefix,
+the layout of earlier versions, [LayoutTags] ("{pNN}" for every prefix,
 which puts 7, 4 and 5 of 16 on 3 masters), keeps it: New finds them once
 and records the choice, and stored sessions never move. Layout and
 Partitions are fixed at first deploy; New refuses a Manager contradicting
@@ -325,10 +325,7 @@ sharded channel <prefix><tag>:ws:<id>. SubscribeToBroadcasts is a pattern
 subscription, which sharded pub/sub has not: it stays classic, so
 BroadcastToSession publishes each broadcast twice on a cluster, classically
 on <prefix>ws:<id> and on the sharded channel. A single server and the fake
-use the one channel <prefix>session-updates. (Versions before this one
-published on that channel on a cluster too: on a cluster, move every
-instance to this version together, or old and new will not hear each
-other.) Each session's messages keep
+use the one channel <prefix>session-updates. Each session's messages keep
 their order everywhere; the messages of different sessions may interleave
 differently on different subscribers. When a slot moves (a failover or a
 resharding), the subscriptions of its partition move to the new owner and
@@ -339,17 +336,16 @@ and had not yet sent to its replica is lost when the replica takes over.
 The session then goes back to the version before it, the subscribers
 have had the lost change published, and the audit trail may hold it (the
 audit Worker reports the version committed again with other content as
-ErrVersionTaken). Config.WaitReplicas makes every write wait, with Redis
-WAIT, until that many replicas have it, and report a *ReplicationError when
+ErrVersionTaken). [Config.WaitReplicas] makes every write wait, with Redis
+WAIT, until that many replicas have it, and report a *[ReplicationError] when
 they did not in time; it narrows the window (a replica can still fail
-with its master) and costs about 1.7 times the latency of a write
-(BENCHMARKS.md). Writes to the partitions of a failed master fail until its
+with its master) and adds a replica's round trip to every write. Writes to the partitions of a failed master fail until its
 replica has taken over, a few seconds after the cluster's node timeout;
 subscriptions, the relay and the expirer carry on by themselves.
 
 A dead node. Each Redis call of the Manager is bounded by
-Config.CallTimeout (1 s by default): a call on a session whose node is down
-fails then with an *UnavailableError (ErrUnavailable), distinct from a
+[Config.CallTimeout] (1 s by default): a call on a session whose node is down
+fails then with an *[UnavailableError] ([ErrUnavailable]), distinct from a
 conflict, instead of being retried by the client until the caller's
 deadline; a write that fails so may have been committed (a switch naming
 its Turn may be sent again). The expirer applies each master's expiries on
@@ -365,8 +361,8 @@ waits the whole WaitTimeout and returns a *ReplicationError with Replicas 0,
 its state committed. Keep WaitTimeout short (it is added to such writes'
 latency), attach a replica to the new master (redis-cli --cluster
 add-node … --cluster-slave, or restart the failed node, which rejoins as a
-replica), and watch for ErrNotReplicated with Replicas 0: it says that a
-master runs without a replica. Config.WaitBrieflyWhenAlone spares such
+replica), and watch for [ErrNotReplicated] with Replicas 0: it says that a
+master runs without a replica. [Config.WaitBrieflyWhenAlone] spares such
 writes the wait: after one found no replica within WaitTimeout, the writes
 to that master wait a millisecond for the next second (and still report
 Replicas 0), then one waits in full again to find out.
@@ -379,13 +375,18 @@ every shard it lost is subscribed again.
 
 # Errors
 
-Errors match the sentinels ErrSessionNotFound, ErrSessionExists,
-ErrVersionConflict, ErrInvalidState, ErrCorruptState, ErrInvalidTransition,
-ErrNotActive, ErrTurnEnded, ErrParticipantNotFound, ErrTimeRanOut,
-ErrReentrant, ErrUnavailable, ErrNotReplicated and ErrClosed with
-errors.Is; the typed errors *ConflictError, *StateError, *TransitionError,
-*TurnError, *UnavailableError and *ReplicationError carry what the caller
-needs next. Stored bytes that do not decode give ErrCorruptState with the
-session ID, never a panic.
+Errors match these sentinels with errors.Is: [ErrSessionNotFound],
+[ErrSessionExists], [ErrVersionConflict], [ErrInvalidState],
+[ErrCorruptState], [ErrInvalidTransition], [ErrNotActive], [ErrTurnEnded],
+[ErrParticipantNotFound], [ErrTimeRanOut] (the pure State transitions
+only), [ErrReentrant], [ErrUnavailable], [ErrNotReplicated], [ErrClosed]
+and [ErrFinishUndeliverable] (given to FinisherConfig.OnGiveUp). The
+typed errors, with errors.As, carry what the caller needs next:
+*[ConflictError] (the current state), *[StateError] (the field and the
+limit), *[TransitionError] and *[TurnError] (the current state),
+*[UnavailableError] (the partition and the call), *[ReplicationError] (the
+committed state) and *[ControlSyntaxError] (the byte offset in a time
+control's notation). Stored bytes that do not decode give ErrCorruptState
+with the session ID, never a panic.
 */
 package synckairos

@@ -5,6 +5,10 @@ import (
 	"fmt"
 )
 
+// The errors of the package, matched with errors.Is; the typed errors
+// (*ConflictError, *StateError, *TransitionError, *TurnError,
+// *ReplicationError, *UnavailableError, *ControlSyntaxError) carry what the
+// caller needs next.
 var (
 	// ErrSessionNotFound is returned for a session that does not exist.
 	ErrSessionNotFound = errors.New("synckairos: session not found")
@@ -17,6 +21,40 @@ var (
 	ErrInvalidState = errors.New("synckairos: invalid state")
 	// ErrCorruptState is returned for stored bytes that do not decode.
 	ErrCorruptState = errors.New("synckairos: corrupt stored state")
+	// ErrInvalidTransition matches every *TransitionError.
+	ErrInvalidTransition = errors.New("synckairos: transition not allowed")
+	// ErrNotActive matches a *TurnError refusing a switch by a participant
+	// whose turn it is not.
+	ErrNotActive = errors.New("synckairos: participant is not the active one")
+	// ErrTurnEnded matches a *TurnError refusing a switch that names a turn
+	// (SwitchOptions.Turn) that has already ended: most often a duplicate of
+	// a switch already made.
+	ErrTurnEnded = errors.New("synckairos: turn already ended")
+	// ErrTimeRanOut is returned by a State's transition other than Switch
+	// when the session's time ran out before it: the state then holds the
+	// expiries (LastTransition says what ran out) and not the transition.
+	// The Manager's calls never return it: they write the expiries, and
+	// then make the transition on the state those leave.
+	ErrTimeRanOut = errors.New("synckairos: time ran out before the transition")
+	// ErrReentrant is returned by a call of the Manager for a session made
+	// from inside a MutateSession callback (or a SwitchOptions.Edit) for the
+	// same session on the same Manager, which would otherwise wait for
+	// itself. Call the State's transitions on the callback's state instead.
+	ErrReentrant = errors.New("synckairos: called from inside a MutateSession callback for the same session")
+	// ErrParticipantNotFound is returned for a participant ID a session
+	// does not have.
+	ErrParticipantNotFound = errors.New("synckairos: participant not found")
+	// ErrNotReplicated matches every *ReplicationError.
+	ErrNotReplicated = errors.New("synckairos: write not acknowledged by enough replicas")
+	// ErrUnavailable matches every *UnavailableError.
+	ErrUnavailable = errors.New("synckairos: Redis node unavailable")
+	// ErrClosed is returned by a Manager's methods after Close.
+	ErrClosed = errors.New("synckairos: manager closed")
+	// ErrFinishUndeliverable is the error OnGiveUp gets for a finish given
+	// to more finishers than FinisherConfig.MaxDeliveries allows: each took
+	// it and died (or stopped) before it was done, and it is not given to
+	// another.
+	ErrFinishUndeliverable = errors.New("synckairos: finish given to too many finishers")
 )
 
 // StateError is a validation failure: which field, and what is wrong with it.
@@ -44,32 +82,6 @@ func invalid(field, format string, args ...any) error {
 func corrupt(sessionID string, cause error) error {
 	return fmt.Errorf("%w: session %q: %v", ErrCorruptState, sessionID, cause)
 }
-
-var (
-	// ErrInvalidTransition matches every *TransitionError.
-	ErrInvalidTransition = errors.New("synckairos: transition not allowed")
-	// ErrNotActive matches a *TurnError refusing a switch by a participant
-	// whose turn it is not.
-	ErrNotActive = errors.New("synckairos: participant is not the active one")
-	// ErrTurnEnded matches a *TurnError refusing a switch that names a turn
-	// (SwitchOptions.Turn) that has already ended: most often a duplicate of
-	// a switch already made.
-	ErrTurnEnded = errors.New("synckairos: turn already ended")
-	// ErrTimeRanOut is returned by a State's transition other than Switch
-	// when the session's time ran out before it: the state then holds the
-	// expiries (LastTransition says what ran out) and not the transition.
-	// The Manager's calls never return it: they write the expiries, and
-	// then make the transition on the state those leave.
-	ErrTimeRanOut = errors.New("synckairos: time ran out before the transition")
-	// ErrReentrant is returned by a call of the Manager for a session made
-	// from inside a MutateSession callback (or a SwitchOptions.Edit) for the
-	// same session on the same Manager, which would otherwise wait for
-	// itself. Call the State's transitions on the callback's state instead.
-	ErrReentrant = errors.New("synckairos: called from inside a MutateSession callback for the same session")
-	// ErrParticipantNotFound is returned for a participant ID a session
-	// does not have.
-	ErrParticipantNotFound = errors.New("synckairos: participant not found")
-)
 
 // TransitionError is a lifecycle transition refused in the session's
 // current status. It matches ErrInvalidTransition.
@@ -129,9 +141,6 @@ func participantNotFound(sessionID, id string) error {
 	return fmt.Errorf("%w: %q in session %q", ErrParticipantNotFound, id, sessionID)
 }
 
-// ErrNotReplicated matches every *ReplicationError.
-var ErrNotReplicated = errors.New("synckairos: write not acknowledged by enough replicas")
-
 // ReplicationError reports a write that Redis committed on the master but
 // fewer than Config.WaitReplicas replicas acknowledged within
 // Config.WaitTimeout: it stands, and is published and audited, but a
@@ -153,9 +162,6 @@ func (e *ReplicationError) Error() string {
 
 // Is reports whether target is ErrNotReplicated.
 func (e *ReplicationError) Is(target error) bool { return target == ErrNotReplicated }
-
-// ErrUnavailable matches every *UnavailableError.
-var ErrUnavailable = errors.New("synckairos: Redis node unavailable")
 
 // UnavailableError reports a call that the Redis node of the session's
 // partition did not answer within Config.CallTimeout: it is down, or its

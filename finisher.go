@@ -59,11 +59,6 @@ const finisherGroup = "synckairos-finishers"
 // finisherBlock is how long one read of a finish stream waits for entries.
 const finisherBlock = 2 * time.Second
 
-// ErrFinishUndeliverable is the error OnGiveUp gets for a finish given to
-// more finishers than FinisherConfig.MaxDeliveries allows: each took it and
-// died (or stopped) before it was done, and it is not given to another.
-var ErrFinishUndeliverable = errors.New("synckairos: finish given to too many finishers")
-
 // FinisherConfig configures RunFinisher. The zero value, and a nil
 // *FinisherConfig, give the defaults.
 type FinisherConfig struct {

@@ -48,9 +48,6 @@ const (
 // clockRecalibration is how often the Redis clock offset is measured again.
 const clockRecalibration = time.Minute
 
-// ErrClosed is returned by a Manager's methods after Close.
-var ErrClosed = errors.New("synckairos: manager closed")
-
 // KeyLayout is how the keys of a Manager's partitions are named, and so on
 // which Redis Cluster slots its partitions sit.
 type KeyLayout int
