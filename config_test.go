@@ -2,11 +2,13 @@ package synckairos_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis/rueidis"
 	"github.com/synckairos/synckairos"
 	"github.com/synckairos/synckairos/synckairostest"
 )
@@ -98,21 +100,23 @@ func TestNowFollowsServerClock(t *testing.T) {
 
 func TestDialOwnsItsClient(t *testing.T) {
 	t.Parallel()
-	srv, err := synckairostest.NewServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	newClientAt(t, redisURL()) // skips without Redis
 	ctx := context.Background()
-	m, err := synckairos.Dial(ctx, "redis://"+srv.Addr(), nil)
+	prefix := testPrefix(t)
+	m, err := synckairos.Dial(ctx, redisURL(), &synckairos.Config{KeyPrefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { deletePrefix(t, newClientAt(t, redisURL()), prefix) })
 	if _, err := m.CreateSession(ctx, newState("dial", 1)); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
+	}
+	// Its client is closed with it.
+	if _, err := m.Client().Do(ctx, m.Client().B().Ping().Build()).ToString(); !errors.Is(err, rueidis.ErrClosing) {
+		t.Errorf("Dial's client after Close: %v", err)
 	}
 	if _, err := synckairos.Dial(ctx, "http://nowhere", nil); err == nil {
 		t.Error("Dial of a non-Redis URL succeeded")

@@ -8,9 +8,9 @@ import (
 	"github.com/synckairos/synckairos/internal/keys"
 )
 
-// SubscriberConnID returns the Redis client ID of the Manager's subscriber
+// SubscriberConnName returns the client name of the Manager's subscriber
 // connection, for fault tests that kill it.
-func SubscriberConnID(m *Manager) int64 { return m.hub.ConnID() }
+func SubscriberConnName(m *Manager) string { return m.hub.ConnName() }
 
 // KeysOf returns the key layout a Manager resolved.
 func KeysOf(m *Manager) keys.Layout { return m.layout }

@@ -47,18 +47,27 @@ func TestResyncAfterKilledConnection(t *testing.T) {
 	defer stopWriting()
 
 	events.waitFor(t, 20)
-	id := synckairos.SubscriberConnID(subscriber)
-	if id == 0 {
-		t.Fatal("no subscriber connection ID")
+	name := synckairos.SubscriberConnName(subscriber)
+	if name == "" {
+		t.Fatal("no subscriber connection")
 	}
 	// The connection counts as a pub/sub client, so CLIENT KILL TYPE pubsub
-	// would reach it too; killing it by ID spares other tests' subscribers.
+	// would reach it too; killing it by the ID of its name spares other
+	// tests' subscribers.
 	list, err := b.raw.Do(ctx, b.raw.B().ClientList().TypePubsub().Build()).ToString()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(list, "id="+strconv.FormatInt(id, 10)+" ") {
-		t.Fatalf("connection %d is not among the pub/sub clients:\n%s", id, list)
+	var id int64
+	for _, line := range strings.Split(list, "\n") {
+		if strings.Contains(line, " name="+name+" ") {
+			_, rest, _ := strings.Cut(line, "id=") // (RESP3 says "txt:" first)
+			idField, _, _ := strings.Cut(rest, " ")
+			id, _ = strconv.ParseInt(idField, 10, 64)
+		}
+	}
+	if id == 0 {
+		t.Fatalf("connection %s is not among the pub/sub clients:\n%s", name, list)
 	}
 	if err := b.raw.Do(ctx, b.raw.B().ClientKill().Id(id).Build()).Error(); err != nil {
 		t.Fatal(err)
@@ -84,8 +93,8 @@ func TestResyncAfterKilledConnection(t *testing.T) {
 			t.Fatalf("after the resync: %s v%d follows v%d", after[i].Kind, after[i].Version, after[i-1].Version)
 		}
 	}
-	if id2 := synckairos.SubscriberConnID(subscriber); id2 == id || id2 == 0 {
-		t.Errorf("subscriber connection %d after killing %d", id2, id)
+	if name2 := synckairos.SubscriberConnName(subscriber); name2 == name || name2 == "" {
+		t.Errorf("subscriber connection %q after killing %q", name2, name)
 	}
 	t.Logf("resync after %d events; %d contiguous updates after it, up to v%d", resyncAt, len(after), last)
 }

@@ -130,8 +130,8 @@ func TestNewNeedsRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	b.fake.Server().Miniredis().SetError("LOADING")
-	defer b.fake.Server().Miniredis().SetError("")
+	b.fake.Server().SetError("LOADING")
+	defer b.fake.Server().SetError("")
 	_, err = synckairos.New(client, &synckairos.Config{KeyPrefix: b.prefix + "down:", CallTimeout: 50 * time.Millisecond})
 	if err == nil || !strings.Contains(err.Error(), "layout") {
 		t.Fatalf("New with Redis refusing: %v", err)

@@ -109,11 +109,10 @@ func TestFailedExpiryRetriedOnTheFake(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(100 * time.Millisecond) // the expirer hears the start
-	mr := fake.Server().Miniredis()
-	mr.SetError("ERR injected")
+	fake.Server().SetError("ERR injected")
 	fake.Clock.Advance(time.Minute)
 	time.Sleep(200 * time.Millisecond) // the expiry is tried, and fails
-	mr.SetError("")
+	fake.Server().SetError("")
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		s := mustGet(t, m, "g")

@@ -340,19 +340,6 @@ func Dial(ctx context.Context, redisURL string, cfg *Config) (*Manager, error) {
 		client.Close()
 		return nil, fmt.Errorf("synckairos: Dial %s: %w", opt.InitAddress, err)
 	}
-	if client.Mode() == rueidis.ClientModeCluster {
-		// miniredis answers CLUSTER SLOTS, so rueidis takes it for a
-		// one-node cluster, but it has neither CLUSTER INFO nor the
-		// sharded pub/sub the Manager uses on a cluster.
-		err := client.Do(ctx, client.B().ClusterInfo().Build()).Error()
-		if _, refused := rueidis.IsRedisErr(err); refused {
-			client.Close()
-			opt.ForceSingleClient = true
-			if client, err = rueidis.NewClient(opt); err != nil {
-				return nil, fmt.Errorf("synckairos: Dial %s: %w", opt.InitAddress, err)
-			}
-		}
-	}
 	m, err := newManager(ctx, client, cfg)
 	if err != nil {
 		client.Close()

@@ -49,8 +49,10 @@ func NewServer() (*Server, error) {
 // Addr returns the server's host:port.
 func (s *Server) Addr() string { return s.mr.Addr() }
 
-// Miniredis returns the underlying miniredis, to inspect or corrupt keys.
-func (s *Server) Miniredis() *miniredis.Miniredis { return s.mr }
+// SetError makes every command the server receives fail with the error
+// msg (such as "LOADING" or "ERR injected"), until it is called with "":
+// for tests of what the host does when Redis refuses.
+func (s *Server) SetError(msg string) { s.mr.SetError(msg) }
 
 // NewClient returns a new rueidis client of the server, with the options
 // miniredis needs: client-side caching disabled, and RESP2, since in RESP3

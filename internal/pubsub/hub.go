@@ -17,9 +17,12 @@ package pubsub
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,6 +83,8 @@ type Hub struct {
 	client rueidis.Client
 	log    *slog.Logger
 
+	name string // of its connections: synckairos-pubsub-<random>-<shard generation>
+
 	mu     sync.Mutex
 	runs   map[string]*run // by shard ("": classic channels and patterns)
 	closed bool
@@ -125,18 +130,18 @@ type run struct {
 	wake  chan struct{} // cap 1: ops waiting, reconnect wanted, or stopped
 
 	// Guarded by hub.mu.
-	topics    map[topicKey]*topic
-	client    rueidis.DedicatedClient // nil while (re)connecting
-	gen       uint64                  // generation of client, from 1
-	clientID  int64
-	sent      map[topicKey]int // SUBSCRIBEs sent per key on client
-	acked     map[topicKey]int // their confirmations
-	unsent    map[topicKey]int // SUNSUBSCRIBEs sent per key on client
-	unacked   map[topicKey]int // sunsubscribe notices received
-	ops       []op
-	reconnect bool // the server moved a slot away: replace the connection
-	held      bool // a connection was lost: subscribers wait for a resync
-	stopped   bool
+	topics     map[topicKey]*topic
+	client     rueidis.DedicatedClient // nil while (re)connecting
+	gen        uint64                  // generation of client, from 1
+	clientName string
+	sent       map[topicKey]int // SUBSCRIBEs sent per key on client
+	acked      map[topicKey]int // their confirmations
+	unsent     map[topicKey]int // SUNSUBSCRIBEs sent per key on client
+	unacked    map[topicKey]int // sunsubscribe notices received
+	ops        []op
+	reconnect  bool // the server moved a slot away: replace the connection
+	held       bool // a connection was lost: subscribers wait for a resync
+	stopped    bool
 }
 
 type op struct {
@@ -146,7 +151,9 @@ type op struct {
 
 // NewHub returns a hub that subscribes through client.
 func NewHub(client rueidis.Client, log *slog.Logger) *Hub {
-	return &Hub{client: client, log: log, runs: make(map[string]*run)}
+	var r [4]byte
+	_, _ = rand.Read(r[:])
+	return &Hub{client: client, log: log, runs: make(map[string]*run), name: "synckairos-pubsub-" + hex.EncodeToString(r[:])}
 }
 
 // Subscribe adds sub, started with Sub.Run, to the subscribers of every topic,
@@ -264,17 +271,18 @@ func (h *Hub) Close() {
 	}
 }
 
-// ConnID returns the Redis client ID of the connection carrying the classic
-// channels and patterns, or 0. It is for fault tests, which kill that
-// connection. (In RESP2 rueidis carries pub/sub on a second connection,
-// which this ID does not name.)
-func (h *Hub) ConnID() int64 {
+// ConnName returns the client name (CLIENT SETNAME) of the connection
+// carrying the classic channels and patterns, or "": fault tests find it
+// in CLIENT LIST and kill it; operators see the Manager's subscription
+// connections there by their names. (In RESP2 rueidis carries pub/sub on a
+// second connection, which this name does not name.)
+func (h *Hub) ConnName() string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if r := h.runs[""]; r != nil {
-		return r.clientID
+		return r.clientName
 	}
-	return 0
+	return ""
 }
 
 func notify(ch chan struct{}) {
@@ -387,21 +395,20 @@ func (r *run) connect(ctx context.Context) (rueidis.DedicatedClient, <-chan erro
 		OnMessage:      func(m rueidis.PubSubMessage) { r.onMessage(gen, m) },
 		OnSubscription: func(s rueidis.PubSubSubscription) { r.onSubscription(gen, s) },
 	})
-	// CLIENT ID checks the connection and names it for fault tests; a
-	// server without the command (miniredis) leaves the ID at 0. On a
-	// cluster, the shard's key sends it, and so binds the connection, to
-	// the node owning the shard's slot.
-	idCmd := client.B().ClientId().Build()
+	// CLIENT SETNAME checks the connection and names it (CLIENT LIST shows
+	// the Manager's subscriptions). On a cluster, the shard's key sends it,
+	// and so binds the connection, to the node owning the shard's slot.
+	name := h.name + "-" + strconv.FormatUint(gen, 10)
+	nameCmd := client.B().ClientSetname().ConnectionName(name).Build()
 	if r.shard != "" {
-		idCmd = idCmd.SetSlot(r.shard)
+		nameCmd = nameCmd.SetSlot(r.shard)
 	}
-	id, err := client.Do(ctx, idCmd).AsInt64()
-	if _, refused := rueidis.IsRedisErr(err); err != nil && !refused {
+	if err := client.Do(ctx, nameCmd).Error(); err != nil {
 		return client, nil, err
 	}
 
 	h.mu.Lock()
-	r.client, r.clientID = client, id
+	r.client, r.clientName = client, name
 	r.sent, r.acked = make(map[topicKey]int), make(map[topicKey]int)
 	r.unsent, r.unacked = make(map[topicKey]int), make(map[topicKey]int)
 	r.ops = r.ops[:0] // every topic is subscribed below
