@@ -19,13 +19,15 @@ import (
 // Config.CallTimeout with ErrUnavailable instead of waiting out its caller's
 // context; once the replica has taken over, every clock is expired, once.
 //
-// The lateness is a measurement: on this 2-core machine the other packages'
-// tests, run at the same time by go test ./..., starve it of CPU (p99 reached
-// 56 ms that way, 7 ms alone). So the suite checks the rest and logs the
-// lateness; with SYNCKAIROS_MEASURE=1, as .ci/run runs it on its own after
-// the suite, the p99 is held to 50 ms. It is not parallel, so that at least
-// its own package's tests wait.
+// It measures: on this 2-core machine the other packages' tests, run at the
+// same time by go test ./..., starve it of CPU (p99 reached 56 ms that way,
+// 7 ms alone, and the replica's clocks once took over 20 s to expire). So it
+// runs only with SYNCKAIROS_MEASURE=1, as .ci/run runs it, on its own after
+// the suite.
 func TestOneDeadMasterDelaysNoOtherPartition(t *testing.T) {
+	if os.Getenv("SYNCKAIROS_MEASURE") != "1" {
+		t.Skip("a measurement: run alone with SYNCKAIROS_MEASURE=1 (.ci/run does)")
+	}
 	ctx := context.Background()
 	c := ownCluster(t)
 	prefix := testPrefix(t)
@@ -130,11 +132,7 @@ func TestOneDeadMasterDelaysNoOtherPartition(t *testing.T) {
 	t.Logf("healthy masters: %d expiries after the kill, late p50 %v, p99 %v, max %v; the dead master's latest %v",
 		len(late), p50, p99, late[len(late)-1], victimLate)
 	if p99 > 50*time.Millisecond {
-		if os.Getenv("SYNCKAIROS_MEASURE") == "1" {
-			t.Errorf("healthy masters' expiries late p99 %v, want ≤ 50ms", p99)
-		} else {
-			t.Logf("healthy masters' expiries late p99 %v, over 50 ms: held to it alone (SYNCKAIROS_MEASURE=1), not beside other packages' tests", p99)
-		}
+		t.Errorf("healthy masters' expiries late p99 %v, want ≤ 50ms", p99)
 	}
 }
 

@@ -137,6 +137,11 @@ with the current state), told apart from "not your turn" ([ErrNotActive]):
 		},
 	})
 
+A caller that holds the session's state (the result of its last call, or
+its watch) passes it as [SwitchOptions.Current]: the switch is made without
+reading the session first; a stale state costs a refused write, and the
+switch is then made on the stored state the conflict carries.
+
 Every transition is also a pure method of [State] (Start, Switch, Pause,
 Resume, Complete, Cancel, AddTime) taking the time, so that a MutateSession
 callback can commit any of them with the host's change, using [Manager.Now]:

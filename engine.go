@@ -45,13 +45,13 @@ type SwitchResult struct {
 // the expirer would; op is then applied to the state they leave (a switch
 // is refused). When op is refused after expiries were written, the written
 // state comes back with op's error. Every refusal carries the current state.
-func (m *Manager) transition(ctx context.Context, name, id string, op func(s *State, now time.Time) error, edit func(*State) error) (_ *State, err error) {
+func (m *Manager) transition(ctx context.Context, name, id string, held *State, op func(s *State, now time.Time) error, edit func(*State) error) (_ *State, err error) {
 	ctx, c := m.tel.start(ctx, name, id, true)
 	defer c.end(&err)
 	var opErr error
 	wrote := false
 	for {
-		s, written, err := m.mutate(ctx, id, edit != nil, func(s *State, now time.Time) (bool, error) {
+		s, written, err := m.mutate(ctx, id, held, edit != nil, func(s *State, now time.Time) (bool, error) {
 			before := s.LastTransition
 			if opErr = op(s, now); opErr != nil {
 				return s.LastTransition != before, nil // the expiries alone, if any
@@ -63,6 +63,7 @@ func (m *Manager) transition(ctx context.Context, name, id string, op func(s *St
 			}
 			return true, nil
 		})
+		held = nil // a second round (after expiries) reads what they left
 		switch {
 		case err != nil:
 			return nil, err
@@ -96,7 +97,7 @@ func refused(opErr error, s *State, written bool) (*State, error) {
 // StartSession starts a pending session: the first participant that has not
 // expired becomes active and its clock runs. See State.Start.
 func (m *Manager) StartSession(ctx context.Context, id string) (*State, error) {
-	return m.transition(ctx, "StartSession", id, (*State).Start, nil)
+	return m.transition(ctx, "StartSession", id, nil, (*State).Start, nil)
 }
 
 // SwitchCycle ends the active participant's turn and starts the next one's,
@@ -113,10 +114,11 @@ func (m *Manager) StartSession(ctx context.Context, id string) (*State, error) {
 // (TransitionError.Current, TurnError.Current).
 func (m *Manager) SwitchCycle(ctx context.Context, id string, opts *SwitchOptions) (*SwitchResult, error) {
 	var edit func(*State) error
+	var held *State
 	if opts != nil {
-		edit = opts.Edit
+		edit, held = opts.Edit, opts.Current
 	}
-	s, err := m.transition(ctx, "SwitchCycle", id, func(s *State, now time.Time) error { return s.Switch(now, opts) }, edit)
+	s, err := m.transition(ctx, "SwitchCycle", id, held, func(s *State, now time.Time) error { return s.Switch(now, opts) }, edit)
 	if s == nil {
 		return nil, err
 	}
@@ -130,27 +132,27 @@ func (m *Manager) SwitchCycle(ctx context.Context, id string, opts *SwitchOption
 // PauseSession stops every clock of a running session; paused time is never
 // charged.
 func (m *Manager) PauseSession(ctx context.Context, id string) (*State, error) {
-	return m.transition(ctx, "PauseSession", id, (*State).Pause, nil)
+	return m.transition(ctx, "PauseSession", id, nil, (*State).Pause, nil)
 }
 
 // ResumeSession restarts the clocks of a paused session where they stopped.
 func (m *Manager) ResumeSession(ctx context.Context, id string) (*State, error) {
-	return m.transition(ctx, "ResumeSession", id, (*State).Resume, nil)
+	return m.transition(ctx, "ResumeSession", id, nil, (*State).Resume, nil)
 }
 
 // CompleteSession finishes a running or paused session; the running turn is
 // charged, without increment.
 func (m *Manager) CompleteSession(ctx context.Context, id string) (*State, error) {
-	return m.transition(ctx, "CompleteSession", id, (*State).Complete, nil)
+	return m.transition(ctx, "CompleteSession", id, nil, (*State).Complete, nil)
 }
 
 // CancelSession abandons a session that has not finished.
 func (m *Manager) CancelSession(ctx context.Context, id string) (*State, error) {
-	return m.transition(ctx, "CancelSession", id, (*State).Cancel, nil)
+	return m.transition(ctx, "CancelSession", id, nil, (*State).Cancel, nil)
 }
 
 // AddTime adds d (or, negative, takes it) to the bank that participantID
 // draws on. See State.AddTime.
 func (m *Manager) AddTime(ctx context.Context, id, participantID string, d time.Duration) (*State, error) {
-	return m.transition(ctx, "AddTime", id, func(s *State, now time.Time) error { return s.AddTime(now, participantID, d) }, nil)
+	return m.transition(ctx, "AddTime", id, nil, func(s *State, now time.Time) error { return s.AddTime(now, participantID, d) }, nil)
 }

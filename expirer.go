@@ -643,7 +643,7 @@ func (m *Manager) expireOne(ctx context.Context, id string) (_ *State, err error
 	m.tel.expirerCheck()
 	var lateness time.Duration
 	var s *State
-	s, written, err = m.mutate(ctx, id, false, func(s *State, now time.Time) (bool, error) {
+	s, written, err = m.mutate(ctx, id, nil, false, func(s *State, now time.Time) (bool, error) {
 		// Late from the moment it fell due: the deadline, after its grace.
 		if d, ok := s.Deadline(); ok {
 			lateness = now.Sub(d.Add(s.grace()))

@@ -45,7 +45,7 @@ const (
 func (m *Manager) MutateSession(ctx context.Context, id string, fn func(*State) error) (_ *State, err error) {
 	ctx, c := m.tel.start(ctx, "MutateSession", id, true)
 	defer c.end(&err)
-	s, _, err := m.mutate(ctx, id, true, func(s *State, _ time.Time) (bool, error) {
+	s, _, err := m.mutate(ctx, id, nil, true, func(s *State, _ time.Time) (bool, error) {
 		return true, fn(s)
 	})
 	return s, err
@@ -53,9 +53,12 @@ func (m *Manager) MutateSession(ctx context.Context, id string, fn func(*State) 
 
 // mutate is MutateSession for any change: fn gets the time of the attempt
 // and says whether there is anything to write; when there is not, the
-// current state is returned, and written is false. hostCode says that fn
-// runs the host's code, which could call the Manager for the session again.
-func (m *Manager) mutate(ctx context.Context, id string, hostCode bool, fn func(s *State, now time.Time) (bool, error)) (s *State, written bool, err error) {
+// current state is returned, and written is false. known, when set, is the
+// state the caller holds, taken for the first attempt instead of reading
+// the session (a stale one conflicts, and the conflict carries the stored
+// state). hostCode says that fn runs the host's code, which could call the
+// Manager for the session again.
+func (m *Manager) mutate(ctx context.Context, id string, known *State, hostCode bool, fn func(s *State, now time.Time) (bool, error)) (s *State, written bool, err error) {
 	if err := m.check(); err != nil {
 		return nil, false, err
 	}
@@ -73,9 +76,13 @@ func (m *Manager) mutate(ctx context.Context, id string, hostCode bool, fn func(
 		return nil, false, fmt.Errorf("synckairos: mutate session %q: %w", id, err)
 	}
 	defer held.Unlock()
-	current, err := m.GetSession(ctx, id)
-	if err != nil {
-		return nil, false, err
+	current := known
+	if known == nil {
+		if current, err = m.GetSession(ctx, id); err != nil {
+			return nil, false, err
+		}
+	} else if known.SessionID != id || known.Version < 1 {
+		return nil, false, invalid("current", "the state of session %q at version %d, for a call on session %q", known.SessionID, known.Version, id)
 	}
 	for attempt := 1; ; attempt++ {
 		now, err := m.now(ctx)
@@ -90,6 +97,15 @@ func (m *Manager) mutate(ctx context.Context, id string, hostCode bool, fn func(
 			held.Guard(func() { write, err = fn(next, now) })
 		} else {
 			write, err = fn(next, now)
+		}
+		if (err != nil || !write) && current == known {
+			// A refusal, or nothing to write, on the state the caller held:
+			// only the stored state may say so. Read it, and try again.
+			if current, err = m.GetSession(ctx, id); err != nil {
+				return nil, false, err
+			}
+			attempt--
+			continue
 		}
 		if err != nil {
 			return nil, false, err

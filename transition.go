@@ -463,6 +463,15 @@ type SwitchOptions struct {
 	// than once and must not call the Manager for the same session.
 	// State.Switch does not call it.
 	Edit func(*State) error
+	// Current, when set, is the session's state as the caller holds it
+	// (the result of its last call, or its watch): Manager.SwitchCycle
+	// switches it without reading the session first, one round trip fewer.
+	// If it is not the stored state any more, the write is refused as a
+	// conflict, which carries the stored state, and the switch is made on
+	// that instead: nothing is lost, a stale state costs a refused write.
+	// It must be of the session switched; it is not changed. State.Switch
+	// does not use it.
+	Current *State
 }
 
 // Switch ends the active participant's turn at now and starts the next

@@ -66,6 +66,7 @@ type options struct {
 	auditDrain   bool
 	watchers     int
 	metrics      bool
+	held         bool
 	progress     io.Writer
 }
 
@@ -147,6 +148,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&quiet, "quiet", false, "no progress line on stderr")
 	fs.DurationVar(&o.flushDelay, "flush-delay", 0, "rueidis ClientOption.MaxFlushDelay of every client: how long the writer waits to batch commands (0: rueidis's default, none)")
 	fs.IntVar(&o.multiplex, "multiplex", 0, "rueidis ClientOption.PipelineMultiplex of every client: 2^n pipelined connections per node (0: rueidis's default; -1: one)")
+	fs.BoolVar(&o.held, "held", false, "switch: pass each session's state as the worker holds it (SwitchOptions.Current), skipping the read")
 	fs.BoolVar(&o.metrics, "metrics", false, "print the library's OpenTelemetry metrics of each scenario (docs/TELEMETRY.md) after its figures")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	if err := fs.Parse(args); err != nil {

@@ -380,7 +380,11 @@ func (b *bench) switchCycles(ctx context.Context) (*Result, error) {
 		i := o.next[w] % len(o.states[w])
 		o.next[w]++
 		s := o.states[w][i]
-		r, err := m.SwitchCycle(ctx, s.SessionID, &synckairos.SwitchOptions{From: s.ActiveParticipantID})
+		opts := &synckairos.SwitchOptions{From: s.ActiveParticipantID}
+		if b.o.held {
+			opts.Current = s // the state this worker's last switch returned: no read
+		}
+		r, err := m.SwitchCycle(ctx, s.SessionID, opts)
 		if err != nil {
 			return err
 		}
@@ -391,7 +395,7 @@ func (b *bench) switchCycles(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Result{Scenario: "switch", Params: b.params(n, conc), Op: opStats}
+	r := &Result{Scenario: "switch", Params: b.params(n, conc, "held", b.o.held), Op: opStats}
 	r.withReference(refStats)
 	r.LostUpdates, err = lost(ctx, m, o, 2) // created, started
 	return r, err
