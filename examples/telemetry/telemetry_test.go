@@ -341,22 +341,32 @@ func TestEveryMetricAndSpan(t *testing.T) {
 	// A subscriber stuck in its callback: with a buffer of 1 the changes
 	// after the next are dropped, for one resync; the queue shows the one
 	// waiting. Then the connection is cut, and made again.
-	release := make(chan struct{})
+	release, stuck := make(chan struct{}), make(chan struct{}, 1)
 	var resynced atomic.Bool
 	sub, err := a.SubscribeToUpdates(ctx, func(ev synckairos.SessionEvent) {
 		if ev.Kind == synckairos.ChangeResync {
 			resynced.Store(true)
 			return
 		}
+		select {
+		case stuck <- struct{}{}:
+		default:
+		}
 		<-release
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for range 4 {
+	change := func() {
+		t.Helper()
 		if _, err := b.MutateSession(ctx, "g1", func(s *synckairos.State) error { s.Metadata = map[string]string{"n": random()}; return nil }); err != nil {
 			t.Fatal(err)
 		}
+	}
+	change()
+	<-stuck // the callback holds the first change: one more waits, the rest are dropped
+	for range 3 {
+		change()
 	}
 	ms.eventually("drops and a waiting message", func() bool {
 		return ms.value("synckairos.subscription.drops") >= 1 && ms.value("synckairos.subscription.queue") >= 1
