@@ -681,7 +681,7 @@ func (d *decoder) metadata() (map[string]string, error) {
 	}
 	md := make(map[string]string)
 	err := d.object(func(name []byte) error {
-		k, err := unquote(name)
+		k, err := d.unquote(name)
 		if err != nil {
 			return err
 		}
@@ -696,6 +696,42 @@ func (d *decoder) metadata() (map[string]string, error) {
 type decoder struct {
 	data []byte
 	pos  int
+	// text is data as a string, made once, of which the strings decoded
+	// without escapes are substrings: one allocation for all of them. (Not
+	// for a document over substringMax, whose strings would each keep it
+	// all alive: a large Data, say.)
+	text  string
+	texty bool
+	// times backs the *time.Time values decoded, a few per allocation.
+	times []time.Time
+}
+
+// substringMax bounds the documents whose strings share one copy.
+const substringMax = 16 << 10
+
+// substring returns raw, a slice of d.data, as a substring of d.text.
+func (d *decoder) substring(raw []byte) string {
+	start := cap(d.data) - cap(raw)
+	if len(raw) == 0 || len(d.data) > substringMax || start < 0 || start+len(raw) > len(d.data) || &d.data[start] != &raw[0] {
+		return string(raw) // not a slice of d.data, or a large document
+	}
+	if !d.texty {
+		d.text, d.texty = string(d.data), true
+	}
+	return d.text[start : start+len(raw)]
+}
+
+// unquote is unquote on a slice of d.data: a string without escapes or
+// non-ASCII bytes is a substring of d.text.
+func (d *decoder) unquote(raw []byte) (string, error) {
+	i := 0
+	for i < len(raw) && raw[i] != '\\' && raw[i] < utf8.RuneSelf {
+		i++
+	}
+	if i == len(raw) {
+		return d.substring(raw), nil
+	}
+	return unquote(raw)
 }
 
 var errJSONEnd = errors.New("unexpected end of JSON input")
@@ -843,7 +879,7 @@ func (d *decoder) string() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return unquote(raw)
+	return d.unquote(raw)
 }
 
 // unquote decodes the escapes of a string body. Invalid UTF-8 becomes
@@ -1052,12 +1088,15 @@ func (d *decoder) timePtr() (*time.Time, error) {
 	if err != nil {
 		return nil, err
 	}
-	t, err := time.Parse(time.RFC3339, string(raw))
+	t, err := time.Parse(time.RFC3339, d.substring(raw))
 	if err != nil {
 		return nil, fmt.Errorf("JSON: %w", err)
 	}
-	t = t.UTC()
-	return &t, nil
+	if len(d.times) == cap(d.times) {
+		d.times = make([]time.Time, 0, 8) // (the earlier ones stay where they are)
+	}
+	d.times = append(d.times, t.UTC())
+	return &d.times[len(d.times)-1], nil
 }
 
 // skip reads and drops one value of any kind.
