@@ -2,6 +2,7 @@ package synckairos
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -398,6 +399,36 @@ func TestLifeOffsetSkipsTheSessionID(t *testing.T) {
 		var back State
 		if err := back.UnmarshalJSON([]byte(patched)); err != nil || back.Life != 123 || back.SessionID != id {
 			t.Errorf("%q: patched %s: life %d, id %q, %v", id, patched, back.Life, back.SessionID, err)
+		}
+	}
+}
+
+// Decoded strings are the decoder's own: the caller may reuse the bytes it
+// decoded, small document or large.
+func TestDecodedStringsOutliveTheInput(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{2, 400} { // about 1 KB and over 16 KB
+		in := &State{SessionID: "owned", Mode: ModePerParticipant, Status: StatusRunning, ActiveParticipantID: "p0"}
+		for i := range n {
+			in.Participants = append(in.Participants, Participant{ID: "player-" + strconv.Itoa(i), TotalTime: time.Minute})
+		}
+		in.Metadata = map[string]string{"fen": "rnbqkbnr/pppppppp/8/8/8/8/PPPPPPPP/RNBQKBNR w KQkq - 0 1"}
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		in.CycleStartedAt, in.SessionStartedAt = &now, &now
+		data, err := json.Marshal(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out State
+		if err := out.UnmarshalJSON(data); err != nil {
+			t.Fatal(err)
+		}
+		for i := range data {
+			data[i] = 'x'
+		}
+		if out.SessionID != "owned" || out.Participants[n-1].ID != in.Participants[n-1].ID || out.Metadata["fen"] != in.Metadata["fen"] ||
+			!out.CycleStartedAt.Equal(now) || !out.SessionStartedAt.Equal(now) {
+			t.Fatalf("%d participants: decoded %q %q %q %v %v", n, out.SessionID, out.Participants[n-1].ID, out.Metadata["fen"], out.CycleStartedAt, out.SessionStartedAt)
 		}
 	}
 }
