@@ -442,8 +442,16 @@ func TestSubscriptionChurn(t *testing.T) {
 		for g := range 3 {
 			wg.Go(func() {
 				for i := range 15 {
-					got := make(chan []byte, 16)
-					sub, err := m.SubscribeToSessionBroadcasts(ctx, "churn", func(bc synckairos.Broadcast) { got <- bc.Payload })
+					// Room for every mark of the test (45), so that the callback
+					// never blocks and Close never waits for it.
+					got := make(chan []byte, 64)
+					sub, err := m.SubscribeToSessionBroadcasts(ctx, "churn", func(bc synckairos.Broadcast) {
+						select {
+						case got <- bc.Payload:
+						default:
+							t.Error("more broadcasts than the test sends")
+						}
+					})
 					if err != nil {
 						t.Error(err)
 						return
