@@ -147,7 +147,8 @@ type observedGroup struct {
 	retired  pubsub.Stats // the counters of the group's closed Managers
 	reg      metric.Registration
 	// The instruments, made with the group's first Manager's meter.
-	queued, drops, resyncs, reconnects, watchers metric.Int64Observable
+	queued, watchers           metric.Int64ObservableGauge
+	drops, resyncs, reconnects metric.Int64ObservableCounter
 }
 
 var observedGroups struct {
@@ -211,11 +212,11 @@ func (g *observedGroup) observe(_ context.Context, o metric.Observer) error {
 		total.Reconnects += st.Reconnects
 		watchers += m.watches.watchers()
 	}
-	o.ObserveInt64(g.queued.(metric.Int64ObservableGauge), int64(total.Queued))
-	o.ObserveInt64(g.drops.(metric.Int64ObservableCounter), total.Drops)
-	o.ObserveInt64(g.resyncs.(metric.Int64ObservableCounter), total.Resyncs)
-	o.ObserveInt64(g.reconnects.(metric.Int64ObservableCounter), total.Reconnects)
-	o.ObserveInt64(g.watchers.(metric.Int64ObservableGauge), int64(watchers))
+	o.ObserveInt64(g.queued, int64(total.Queued))
+	o.ObserveInt64(g.drops, total.Drops)
+	o.ObserveInt64(g.resyncs, total.Resyncs)
+	o.ObserveInt64(g.reconnects, total.Reconnects)
+	o.ObserveInt64(g.watchers, int64(watchers))
 	return nil
 }
 

@@ -67,15 +67,20 @@ func (f *fleet) add(w *watcher) {
 	}()
 }
 
-// closeAll closes every watcher, for StreamHandler.Close.
-func (f *fleet) closeAll() {
+// watchers returns the watchers of the fleet now.
+func (f *fleet) watchers() []*watcher {
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	all := make([]*watcher, 0, len(f.all))
 	for w := range f.all {
 		all = append(all, w)
 	}
-	f.mu.Unlock()
-	for _, w := range all {
+	return all
+}
+
+// closeAll closes every watcher, for StreamHandler.Close.
+func (f *fleet) closeAll() {
+	for _, w := range f.watchers() {
 		w.close()
 	}
 }
@@ -101,13 +106,7 @@ func (f *fleet) heartbeat(stop chan struct{}) {
 			return
 		case <-t.C:
 		}
-		f.mu.Lock()
-		all := make([]*watcher, 0, len(f.all))
-		for w := range f.all {
-			all = append(all, w)
-		}
-		f.mu.Unlock()
-		for _, w := range all {
+		for _, w := range f.watchers() {
 			w.mu.Lock()
 			w.ping = true
 			w.mu.Unlock()

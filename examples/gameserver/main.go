@@ -16,33 +16,6 @@
 // examples/gameserver/websocket, a module of its own.
 package main
 
-import (
-	"context"
-	"flag"
-	"log"
-	"os"
-	"os/signal"
-	"strings"
-	"syscall"
+import "github.com/synckairos/synckairos/examples/gameserver/internal/game"
 
-	"github.com/synckairos/synckairos/examples/gameserver/internal/game"
-)
-
-func main() {
-	addrs := flag.String("addr", "127.0.0.1:8081,127.0.0.1:8082", "the instances' addresses, comma-separated")
-	prefix := flag.String("prefix", "gameserver:", "the key prefix in Redis")
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	servers, err := game.Start(ctx, strings.Split(*addrs, ","), game.Options{KeyPrefix: *prefix})
-	if err != nil {
-		log.Fatal(err)
-	}
-	for _, s := range servers {
-		log.Printf("instance on http://%s/", s.Addr)
-	}
-	<-ctx.Done()
-	for _, s := range servers {
-		s.Close()
-	}
-}
+func main() { game.Main(game.Options{}) }

@@ -14,13 +14,7 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
-	"log"
 	"net/http"
-	"os"
-	"os/signal"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -31,24 +25,7 @@ import (
 	"github.com/synckairos/synckairos/skhttp"
 )
 
-func main() {
-	addrs := flag.String("addr", "127.0.0.1:8081,127.0.0.1:8082", "the instances' addresses, comma-separated")
-	prefix := flag.String("prefix", "gameserver:", "the key prefix in Redis")
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	servers, err := game.Start(ctx, strings.Split(*addrs, ","), options(*prefix))
-	if err != nil {
-		log.Fatal(err)
-	}
-	for _, s := range servers {
-		log.Printf("instance on http://%s/ (clocks over a WebSocket)", s.Addr)
-	}
-	<-ctx.Done()
-	for _, s := range servers {
-		s.Close()
-	}
-}
+func main() { game.Main(options("")) }
 
 func options(prefix string) game.Options {
 	return game.Options{KeyPrefix: prefix, Transport: "ws", Routes: func(mux *http.ServeMux, m *synckairos.Manager) {

@@ -9,11 +9,16 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
+	"flag"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/synckairos/synckairos"
@@ -174,4 +179,29 @@ func cmpOr(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// Main is a game server's main: the instances of -addr on the key prefix
+// of -prefix, with o's transport and routes, until SIGINT or SIGTERM.
+func Main(o Options) {
+	addrs := flag.String("addr", "127.0.0.1:8081,127.0.0.1:8082", "the instances' addresses, comma-separated")
+	flag.StringVar(&o.KeyPrefix, "prefix", cmpOr(o.KeyPrefix, "gameserver:"), "the key prefix in Redis")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	servers, err := Start(ctx, strings.Split(*addrs, ","), o)
+	if err != nil {
+		log.Fatal(err)
+	}
+	via := "Server-Sent Events"
+	if o.Transport == "ws" {
+		via = "a WebSocket"
+	}
+	for _, s := range servers {
+		log.Printf("instance on http://%s/ (clocks over %s)", s.Addr, via)
+	}
+	<-ctx.Done()
+	for _, s := range servers {
+		s.Close()
+	}
 }
