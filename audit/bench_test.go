@@ -20,7 +20,7 @@ import (
 
 // The pipeline benchmarks need Redis and Postgres:
 //
-//	go test -run '^$' -bench . -benchtime 40000x -count 5 ./audit
+//	go -C audit test -run '^$' -bench . -benchtime 40000x -count 5 .
 //
 // BenchmarkAuditThroughput commits b.N updates with no relay running, then
 // starts one relay (River: 10 workers) and reports how fast the backlog
@@ -122,7 +122,7 @@ func BenchmarkAuditLag(b *testing.B) {
 // (write-…), and reports how long those took before and during the removal
 // (p50, p99, max), and how long the removal took:
 //
-//	go test -run '^$' -bench PruneUnderInserts -benchtime 1x ./audit
+//	go -C audit test -run '^$' -bench PruneUnderInserts -benchtime 1x .
 //
 // b.N is not used: one run removes the million rows.
 func BenchmarkPruneUnderInserts(b *testing.B) {

@@ -2,7 +2,7 @@
 // starts River with the audit worker and a relay, changes a session, and
 // prints the rows of sync_events as they land.
 //
-//	go run ./examples/audit
+//	go -C examples/audit run .
 //
 // It needs Postgres at SYNCKAIROS_DATABASE_URL (default
 // postgres://postgres@127.0.0.1:5432/test), where it works in the schema
