@@ -167,7 +167,7 @@ func benchSetup(b *testing.B, url string, n int) (*synckairos.Manager, rawGet, *
 	return benchSetupCfg(b, url, n, &synckairos.Config{})
 }
 
-func benchSetupCfg(b *testing.B, url string, n int, cfg *synckairos.Config) (*synckairos.Manager, rawGet, *synckairos.State) {
+func benchSetupCfg(b testing.TB, url string, n int, cfg *synckairos.Config) (*synckairos.Manager, rawGet, *synckairos.State) {
 	client := newClientAt(b, url)
 	prefix := testPrefix(b)
 	b.Cleanup(func() { deletePrefix(b, client, prefix) })

@@ -26,11 +26,15 @@ local finished = KEYS[5]     -- the partition's finish stream (same hash slot), 
 local status = ARGV[13]      -- the status of the state written
 local queue_finish = ARGV[14] == '1' -- append a finish to the finish stream
 
-local FINAL = {expired = true, completed = true, cancelled = true}
+-- A final status (no table: a script's locals are made at every call).
+local function final(st)
+  return st == 'expired' or st == 'completed' or st == 'cancelled'
+end
 
 local OK, NOT_FOUND, CONFLICT, EXISTS, CORRUPT = 1, 0, 2, 3, 4
 
 local next_version
+local stored_status -- update, delete, restore: the status stored ('st'), if any
 if op == 'create' then
   if redis.call('EXISTS', key) == 1 then
     return {EXISTS}
@@ -48,11 +52,13 @@ if op == 'create' then
   redis.call('SET', lives, life)
   state = string.sub(state, 1, offset - 1) .. life .. string.sub(state, offset + 1)
 else
-  local current = redis.call('HGET', key, 'v')
+  -- The version, the life and the status in one read.
+  local stored = redis.call('HMGET', key, 'v', 'l', 'st')
+  local current = stored[1]
+  stored_status = stored[3]
   if op == 'restore' then
     -- Only over nothing, or over an older version of the same life.
-    if current and ((tonumber(current) or 0) >= tonumber(expected) or
-        (redis.call('HGET', key, 'l') or '0') ~= life) then
+    if current and ((tonumber(current) or 0) >= tonumber(expected) or (stored[2] or '0') ~= life) then
       return {CONFLICT, current, redis.call('HGET', key, 's')}
     end
     if not current and redis.call('EXISTS', key) == 1 then
@@ -69,7 +75,7 @@ else
       end
       return {NOT_FOUND}
     end
-    local stored_life = redis.call('HGET', key, 'l') or '0'
+    local stored_life = stored[2] or '0'
     if op == 'update' and (current ~= expected or stored_life ~= life) then
       -- Another version, or another life of the ID at the same version.
       return {CONFLICT, current, redis.call('HGET', key, 's')}
@@ -89,14 +95,14 @@ end
 -- A restore of a finished session queues its finish again: the first may
 -- have been lost with the data the restore makes up for.
 local finishes = false
-if queue_finish and op == 'update' and FINAL[status] then
-  local before = redis.call('HGET', key, 'st')
+if queue_finish and op == 'update' and final(status) then
+  local before = stored_status
   if not before then
     local ok, old = pcall(cjson.decode, redis.call('HGET', key, 's') or '')
     before = ok and type(old) == 'table' and old.status or ''
   end
-  finishes = not FINAL[before]
-elseif queue_finish and op == 'restore' and FINAL[status] then
+  finishes = not final(before)
+elseif queue_finish and op == 'restore' and final(status) then
   finishes = true
 end
 
@@ -113,13 +119,16 @@ else
 end
 
 -- The message's format: 2 since the state carries its life and last
--- transition (docs/WIRE.md).
+-- transition (docs/WIRE.md). Built in one concatenation: Redis's Lua hashes
+-- every byte of every string it makes, and the state is most of the bytes.
 local message = '{"format":2,"kind":"' .. kind .. '","session_id":' .. session_json ..
   ',"life":' .. life .. ',"version":' .. next_version
 if op ~= 'delete' then
-  message = message .. ',"state":' .. state
+  message = message .. ',"state":' .. state .. '}'
+else
+  message = message .. '}'
 end
-redis.call(publish, channel, message .. '}')
+redis.call(publish, channel, message)
 
 if deadline_ms ~= '' and op ~= 'delete' then
   redis.call('ZADD', deadlines, deadline_ms, session_id)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,6 +21,16 @@ import (
 // Unavailable.
 func StartRedis(tb testing.TB) string {
 	tb.Helper()
+	url, _ := StartRedisWith(tb, 5*time.Second)
+	return url
+}
+
+// StartRedisWith is StartRedis with the server run under a wrapper command
+// (valgrind, say), given up to wait to answer. It returns the server's
+// process too, for a test that stops it itself (SHUTDOWN) to read what the
+// wrapper writes at exit.
+func StartRedisWith(tb testing.TB, wait time.Duration, wrapper ...string) (string, *exec.Cmd) {
+	tb.Helper()
 	server, err := exec.LookPath("redis-server")
 	if err != nil {
 		Unavailable(tb, "redis-server", err)
@@ -31,28 +42,29 @@ func StartRedis(tb testing.TB) string {
 		}
 		port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 		ln.Close()
-		cmd := exec.Command(server, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+		args := slices.Concat(wrapper, []string{server, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"})
+		cmd := exec.Command(args[0], args[1:]...)
 		if err := cmd.Start(); err != nil {
 			tb.Fatal(err)
 		}
 		url := "redis://127.0.0.1:" + port + "/0"
-		if waitPing(url) {
+		if waitPing(url, wait) {
 			tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-			return url
+			return url, cmd
 		}
 		_ = cmd.Process.Kill() // the port was taken meanwhile
 		_ = cmd.Wait()
 	}
 	tb.Fatal("testenv: redis-server did not start")
-	return ""
+	return "", nil
 }
 
-func waitPing(url string) bool {
+func waitPing(url string, wait time.Duration) bool {
 	opt, err := rueidis.ParseURL(url)
 	if err != nil {
 		return false
 	}
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(wait); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		opt.DisableCache = true
 		c, err := rueidis.NewClient(opt)
 		if err != nil {

@@ -1,0 +1,206 @@
+package synckairos_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/synckairos/synckairos"
+	"github.com/synckairos/synckairos/internal/testenv"
+)
+
+// BenchmarkWriteScriptRedisCPU measures what a write costs Redis itself: the
+// time per call of the write script (INFO commandstats, EVALSHA
+// usec_per_call) for a switch of a 2-participant game, against a GET of a
+// value of the state's size on the same server in the same run. It runs on
+// a Redis of its own, so that no other test's commands mix in, with one
+// subscriber to the session's changes (whose delivery is part of the
+// write's work). The figures vary by a fifth from run to run on a shared
+// machine; TestWriteScriptInstructions counts instructions, which do not.
+//
+//	go test -run '^$' -bench WriteScriptRedisCPU -benchtime 20000x -count 5 .
+func BenchmarkWriteScriptRedisCPU(b *testing.B) {
+	for _, audit := range []bool{false, true} {
+		b.Run("audit="+strconv.FormatBool(audit), func(b *testing.B) {
+			url := testenv.StartRedis(b)
+			m, raw, state := benchSetupCfg(b, url, 2, &synckairos.Config{Audit: audit})
+			ctx := context.Background()
+			sub, err := m.SubscribeToUpdates(ctx, func(synckairos.SessionEvent) {})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer sub.Close()
+			client := newClientAt(b, url)
+			before := commandStats(b, client)
+			held := state
+			for b.Loop() {
+				raw.get()
+				r, err := m.SwitchCycle(ctx, state.SessionID, &synckairos.SwitchOptions{Current: held})
+				if err != nil {
+					b.Fatal(err)
+				}
+				held = r.State
+			}
+			after := commandStats(b, client)
+			script, get := after["evalsha"].minus(before["evalsha"]), after["get"].minus(before["get"])
+			if script.calls < int64(b.N) || get.calls < int64(b.N) {
+				b.Fatalf("%d EVALSHA and %d GET calls counted for %d switches", script.calls, get.calls, b.N)
+			}
+			b.ReportMetric(script.perCall(), "script-redis-µs")
+			b.ReportMetric(get.perCall(), "get-redis-µs")
+			if testing.Verbose() {
+				for name, st := range after {
+					if d := st.minus(before[name]); d.calls > 0 {
+						b.Logf("%s: %d calls, %.2f µs per call", name, d.calls, d.perCall())
+					}
+				}
+			}
+		})
+	}
+}
+
+type commandStat struct {
+	calls int64
+	usec  int64
+}
+
+func (s commandStat) minus(o commandStat) commandStat {
+	return commandStat{s.calls - o.calls, s.usec - o.usec}
+}
+
+func (s commandStat) perCall() float64 { return float64(s.usec) / float64(s.calls) }
+
+// commandStats reads INFO commandstats: calls and microseconds by command
+// ("evalsha").
+func commandStats(tb testing.TB, client rueidis.Client) map[string]commandStat {
+	tb.Helper()
+	info, err := client.Do(context.Background(), client.B().Info().Section("commandstats").Build()).ToString()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	stats := map[string]commandStat{}
+	for line := range strings.Lines(info) {
+		name, fields, ok := strings.Cut(strings.TrimSpace(line), ":")
+		name, isCmd := strings.CutPrefix(name, "cmdstat_")
+		if !ok || !isCmd {
+			continue
+		}
+		var s commandStat
+		for kv := range strings.SplitSeq(fields, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			n, _ := strconv.ParseInt(v, 10, 64)
+			switch k {
+			case "calls":
+				s.calls = n
+			case "usec":
+				s.usec = n
+			}
+		}
+		stats[name] = s
+	}
+	return stats
+}
+
+// TestWriteScriptInstructions counts the instructions Redis runs for the
+// write script of a 2-participant switch, and for a GET of a value of the
+// state's size, under valgrind's callgrind (which counts the same for the
+// same binary and inputs, whatever else the machine does). A measurement:
+// it runs with SYNCKAIROS_MEASURE=callgrind and valgrind on the PATH.
+//
+//	SYNCKAIROS_MEASURE=callgrind go test -run '^TestWriteScriptInstructions$' -v .
+func TestWriteScriptInstructions(t *testing.T) {
+	if os.Getenv("SYNCKAIROS_MEASURE") != "callgrind" {
+		t.Skip("a measurement: SYNCKAIROS_MEASURE=callgrind runs it")
+	}
+	if _, err := exec.LookPath("valgrind"); err != nil {
+		t.Skip("no valgrind on the PATH")
+	}
+	for _, audit := range []bool{false, true} {
+		perScript, perGet := scriptInstructions(t, audit)
+		t.Logf("audit=%v: write script %.0f instructions per call, GET %.0f: ×%.0f", audit, perScript, perGet, perScript/perGet)
+	}
+}
+
+// scriptInstructions runs n switches and n GETs on a Redis of its own under
+// callgrind and returns the instructions per write script and per GET.
+func scriptInstructions(t *testing.T, audit bool) (perScript, perGet float64) {
+	out := filepath.Join(t.TempDir(), "callgrind.out")
+	url, server := testenv.StartRedisWith(t, time.Minute, "valgrind", "--tool=callgrind",
+		"--callgrind-out-file="+out, "--collect-atstart=no",
+		"--toggle-collect=evalGenericCommand", "--toggle-collect=getCommand")
+	const n = 500
+	ctx := context.Background()
+	client := newClientAt(t, url) // a server of its own: no prefix to delete
+	m, err := synckairos.New(client, &synckairos.Config{Audit: audit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newState("bench", 2)
+	s.ActiveParticipantID, s.Status = "p0", synckairos.StatusRunning
+	now := time.Now()
+	s.CycleStartedAt, s.SessionStartedAt = &now, &now
+	state, err := m.CreateSession(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	value, err := json.Marshal(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Do(ctx, client.B().Set().Key("raw").Value(string(value)).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := m.SubscribeToUpdates(ctx, func(synckairos.SessionEvent) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := state
+	for range n {
+		if err := client.Do(ctx, client.B().Get().Key("raw").Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+		r, err := m.SwitchCycle(ctx, state.SessionID, &synckairos.SwitchOptions{Current: held})
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = r.State
+	}
+	sub.Close()
+	m.Close()
+	stats := commandStats(t, client)
+	// SHUTDOWN ends the server, and callgrind writes its counts.
+	_ = client.Do(ctx, client.B().Shutdown().Nosave().Build()).Error()
+	if err := server.Wait(); err != nil {
+		t.Fatalf("redis-server under valgrind: %v", err)
+	}
+	report, err := exec.Command("callgrind_annotate", "--inclusive=yes", out).Output()
+	if err != nil {
+		t.Fatalf("callgrind_annotate: %v", err)
+	}
+	inclusive := func(fn string) int64 {
+		for line := range strings.Lines(string(report)) {
+			if strings.Contains(line, ":"+fn+" ") {
+				n, _ := strconv.ParseInt(strings.ReplaceAll(strings.Fields(line)[0], ",", ""), 10, 64)
+				return n
+			}
+		}
+		t.Fatalf("no %s in the callgrind report", fn)
+		return 0
+	}
+	// The session's creation counts with the switches (1 of n+1 scripts;
+	// the first EVALSHA, refused for a script not loaded yet, is a call
+	// too), and the GET the creation's script makes with the GETs.
+	scripts, gets := stats["evalsha"].calls, stats["get"].calls
+	if gets < n || scripts < n+1 {
+		t.Fatalf("%d GET and %d EVALSHA calls for %d switches", gets, scripts, n)
+	}
+	return float64(inclusive("evalGenericCommand")) / float64(scripts), float64(inclusive("getCommand")) / float64(gets)
+}
