@@ -2,7 +2,10 @@ package synckairos_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -10,10 +13,17 @@ import (
 	"github.com/synckairos/synckairos"
 )
 
-// A replica cut off 200 ms before its master dies is promoted without the
-// writes of those 200 ms. Without WaitReplicas the master acknowledged them,
+// A replica cut off (paused) before its master dies is promoted without the
+// writes made meanwhile. Without WaitReplicas the master acknowledged them,
 // and they are lost; with WaitReplicas 1 none of them was acknowledged (each
 // reported a *ReplicationError), so no acknowledged write is lost.
+//
+// A paused replica's socket still takes what the master sends, up to the
+// kernel's buffers (its receive window, the master's send buffer: a few
+// MB), and gets it when it resumes: the test writes states of ~120 KB and
+// waits for 64 of them acknowledged during the pause (~7.7 MB), so that the
+// last ones cannot have reached the replica, however fast or slow the
+// machine writes.
 func TestAcknowledgedWritesAcrossAFailover(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -40,7 +50,10 @@ func TestAcknowledgedWritesAcrossAFailover(t *testing.T) {
 	// Two writers: one without WaitReplicas on half the sessions, one with
 	// it on the other half; each keeps the newest version acknowledged.
 	acked := map[string]int64{}
+	writes := map[*synckairos.Manager]int{} // acknowledged
 	var mu sync.Mutex
+	pad := strings.Repeat("x", 60<<10)
+	data := json.RawMessage(strconv.Quote(pad))
 	writeCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for w, m := range []*synckairos.Manager{plain, waiting} {
@@ -48,22 +61,30 @@ func TestAcknowledgedWritesAcrossAFailover(t *testing.T) {
 			for i := 0; writeCtx.Err() == nil; i++ {
 				id := ids[w*4+i%4]
 				s, err := m.MutateSession(writeCtx, id, func(s *synckairos.State) error {
-					s.Metadata = map[string]string{"n": fmt.Sprint(i)}
+					s.Metadata = map[string]string{"n": fmt.Sprint(i), "pad": pad}
+					s.Data = data
 					return nil
 				})
 				if err == nil {
 					mu.Lock()
 					acked[id] = max(acked[id], s.Version)
+					writes[m]++
 					mu.Unlock()
 				}
 			}
 		})
 	}
-	time.Sleep(300 * time.Millisecond)
+	acknowledged := func(m *synckairos.Manager) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return writes[m]
+	}
+	waitFor(t, 15*time.Second, "both writers acknowledged", func() bool { return acknowledged(plain) >= 10 && acknowledged(waiting) >= 10 })
 	if err := c.Pause(replica); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
+	paused := acknowledged(plain)
+	waitFor(t, 30*time.Second, "64 writes acknowledged while the replica is paused", func() bool { return acknowledged(plain) >= paused+64 })
 	stop()
 	wg.Wait()
 	if err := c.Kill(victim); err != nil {

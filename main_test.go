@@ -24,6 +24,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(finisherChildEnv) != "" {
 		os.Exit(finisherChild()) // a finisher process of TestFinishOnceAcrossProcesses
 	}
+	testenv.RaiseParallel(8)
 	code := m.Run()
 	if testCluster != nil {
 		testCluster.Stop()

@@ -9,6 +9,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"flag"
 	"os"
 	"slices"
 	"strconv"
@@ -139,4 +140,19 @@ func ClusterMasters() int {
 		return n
 	}
 	return 3
+}
+
+// RaiseParallel lets up to n tests that call t.Parallel run at once, unless
+// the command line sets -test.parallel: call it in TestMain before m.Run.
+// The default, GOMAXPROCS (2 on the development machine), suits tests that
+// keep a core busy; these mostly wait on Redis, Postgres and their clocks.
+func RaiseParallel(n int) {
+	if !flag.Parsed() {
+		flag.Parse()
+	}
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		_ = flag.Set("test.parallel", strconv.Itoa(n))
+	}
 }
