@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/redis/rueidis"
 	"github.com/synckairos/synckairos"
 )
 
@@ -238,46 +240,133 @@ func measure(b *testing.B, raw rawGet, op func()) {
 }
 
 // BenchmarkDeliveryLatency measures from the start of UpdateSession on one
-// Manager to the callback of SubscribeToUpdates on a second Manager with its
-// own client, one update at a time, on the single server and on the local
-// Redis Cluster. raw-p50-ns is a GET on the writer's client in the same
-// iterations.
+// Manager to the callbacks of SubscribeToUpdates on 1 or 4 other Managers,
+// each with its own client, until the last of them has it, one update at a
+// time, on the single server and on the local Redis Cluster. The reference,
+// in the same iterations: a raw PUBLISH (SPUBLISH on the cluster, to a
+// channel in the same slot) of a message of the same size from the writer's
+// client to as many raw subscribers, each on its own client, until the last
+// has it. x-raw-delivery-p50 is the ratio of the medians.
+//
+//	go test -run '^$' -bench DeliveryLatency -benchtime 3000x -count 5 .
 func BenchmarkDeliveryLatency(b *testing.B) {
-	b.Run("backend=redis", func(b *testing.B) { benchDelivery(b, redisURL()) })
-	b.Run("backend=cluster", func(b *testing.B) { benchDelivery(b, clusterURL(b)) })
+	for _, backend := range []string{"redis", "cluster"} {
+		for _, subscribers := range []int{1, 4} {
+			b.Run(fmt.Sprintf("backend=%s/subscribers=%d", backend, subscribers), func(b *testing.B) {
+				url := redisURL()
+				if backend == "cluster" {
+					url = clusterURL(b)
+				}
+				benchDelivery(b, url, backend == "cluster", subscribers)
+			})
+		}
+	}
 }
 
-func benchDelivery(b *testing.B, url string) {
-	writer, raw, state := benchSetup(b, url, 2)
-	reader, err := synckairos.New(newClientAt(b, url), &synckairos.Config{KeyPrefix: writer.KeyPrefix()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { reader.Close() })
+func benchDelivery(b *testing.B, url string, cluster bool, subscribers int) {
+	writer, _, state := benchSetup(b, url, 2)
 	ctx := context.Background()
-	arrived := make(chan time.Time, 1)
-	sub, err := reader.SubscribeToUpdates(ctx, func(ev synckairos.SessionEvent) {
-		if ev.Kind == synckairos.ChangeUpdated {
-			arrived <- time.Now()
+	arrived := make(chan time.Time, subscribers)
+	for range subscribers {
+		reader, err := synckairos.New(newClientAt(b, url), &synckairos.Config{KeyPrefix: writer.KeyPrefix()})
+		if err != nil {
+			b.Fatal(err)
 		}
-	})
+		b.Cleanup(func() { reader.Close() })
+		sub, err := reader.SubscribeToUpdates(ctx, func(ev synckairos.SessionEvent) {
+			if ev.Kind == synckairos.ChangeUpdated {
+				arrived <- time.Now()
+			}
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { sub.Close() })
+	}
+
+	// The raw reference: a channel in the slot of the session's partition,
+	// a message as long as the library's.
+	layout := synckairos.KeysOf(writer)
+	channel := layout.Updates() + ":raw"
+	if cluster {
+		channel = layout.PartitionUpdates(layout.Partition(state.SessionID)) + ":raw"
+	}
+	stateJSON, err := json.Marshal(state)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { sub.Close() })
+	message := strings.Repeat("x", len(stateJSON)+len(`{"format":2,"kind":"updated","session_id":"bench","life":1795924266423474,"version":12,"state":}`))
+	rawArrived := make(chan time.Time, subscribers)
+	for range subscribers {
+		c := newClientAt(b, url)
+		subscribe := c.B().Subscribe().Channel(channel).Build()
+		if cluster {
+			subscribe = c.B().Ssubscribe().Channel(channel).Build()
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = c.Receive(ctx, subscribe, func(m rueidis.PubSubMessage) { rawArrived <- time.Now() })
+		}()
+		b.Cleanup(func() { c.Close(); <-done })
+	}
+	publisher := newClientAt(b, url) // the writer's client is the Manager's own; this one does the same work
+	publish := func() {
+		cmd := publisher.B().Publish().Channel(channel).Message(message).Build()
+		if cluster {
+			cmd = publisher.B().Spublish().Channel(channel).Message(message).Build()
+		}
+		if err := publisher.Do(ctx, cmd).Error(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// Every raw subscriber listening: publish until one round reaches all.
+	for ready := false; !ready; {
+		publish()
+		got := 0
+		for timeout := time.After(100 * time.Millisecond); got < subscribers; got++ {
+			select {
+			case <-rawArrived:
+				continue
+			case <-timeout:
+			}
+			break
+		}
+		ready = got == subscribers
+		for len(rawArrived) > 0 {
+			<-rawArrived
+		}
+	}
+
+	last := func(ch chan time.Time) time.Time {
+		var t time.Time
+		for range subscribers {
+			t = <-ch
+		}
+		return t
+	}
 	lat := make([]time.Duration, 0, b.N)
-	measure(b, raw, func() {
+	rawLat := make([]time.Duration, 0, b.N)
+	for b.Loop() {
 		start := time.Now()
+		publish()
+		rawLat = append(rawLat, last(rawArrived).Sub(start))
+
+		start = time.Now()
 		next := state.Clone()
 		next.Participants[0].CycleCount++
 		if state, err = writer.UpdateSession(ctx, next); err != nil {
 			b.Fatal(err)
 		}
-		lat = append(lat, (<-arrived).Sub(start))
-	})
+		lat = append(lat, last(arrived).Sub(start))
+	}
+	b.StopTimer()
 	slices.Sort(lat)
+	slices.Sort(rawLat)
 	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "delivery-p50-ns")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "delivery-p99-ns")
+	b.ReportMetric(float64(rawLat[len(rawLat)/2].Nanoseconds()), "raw-delivery-p50-ns")
+	b.ReportMetric(float64(lat[len(lat)/2])/float64(rawLat[len(rawLat)/2]), "x-raw-delivery-p50")
 }
 
 // BenchmarkExpiryLatency starts 10,000 sessions whose clocks run out over a
