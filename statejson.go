@@ -503,7 +503,10 @@ func (d *decoder) participants() ([]Participant, error) {
 	if d.null() {
 		return nil, nil
 	}
-	var ps []Participant
+	// Room for every participant at once: a count of the name of their
+	// first field in the rest of the document (a transition's
+	// participant_id may add one).
+	ps := make([]Participant, 0, bytes.Count(d.data[d.pos:], []byte(`"participant_id"`)))
 	err := d.array(func() error {
 		var p Participant
 		err := d.object(func(name []byte) error {
@@ -543,9 +546,6 @@ func (d *decoder) participants() ([]Participant, error) {
 		ps = append(ps, p)
 		return err
 	})
-	if ps == nil && err == nil {
-		ps = []Participant{}
-	}
 	return ps, err
 }
 

@@ -172,6 +172,10 @@ type Config struct {
 	// whatever the context says, so keep the client's Dialer.Timeout and
 	// ConnWriteTimeout at or below CallTimeout for the bound to hold while
 	// a node hangs.
+	// A call whose context has an earlier deadline keeps that one; calls
+	// made with context.Background or context.TODO share bounds (no
+	// allocation per call), so theirs is CallTimeout rounded up by at most
+	// a 64th.
 	// Defaults to DefaultCallTimeout, or WaitTimeout plus 500 ms if that is
 	// more.
 	CallTimeout time.Duration

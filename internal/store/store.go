@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -81,13 +82,45 @@ var ErrTimeout = errors.New("no answer from the node")
 // holding it, retried by the client, until the caller's deadline.
 func (s *Store) SetCallTimeout(d time.Duration) { s.callTimeout = d }
 
-// bound returns ctx bounded by the call timeout.
+// bound returns ctx bounded by the call timeout. A context whose own
+// deadline comes first is bound enough. Calls made with no context of their
+// own (context.Background or TODO: no values, no cancellation to keep)
+// share one bounded context among those starting within a grain of each
+// other (a 64th of the timeout), so that the bound costs them no
+// allocation; such a call's bound is the timeout rounded up by at most the
+// grain.
 func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	if s.callTimeout <= 0 {
-		return ctx, func() {}
+	timeout := s.callTimeout
+	if timeout <= 0 {
+		return ctx, noCancel
 	}
-	return context.WithTimeout(ctx, s.callTimeout)
+	want := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && !d.After(want) {
+		return ctx, noCancel
+	}
+	if ctx != context.Background() && ctx != context.TODO() {
+		return context.WithDeadline(ctx, want)
+	}
+	grain := max(timeout/64, time.Millisecond)
+	if b := s.shared.Load(); b != nil && !b.deadline.Before(want) && b.deadline.Sub(want) <= grain {
+		return b.ctx, noCancel
+	}
+	b := &sharedBound{deadline: want.Add(grain)}
+	// Never cancelled: it ends at its deadline, when its timer is released.
+	b.ctx, b.cancel = context.WithDeadline(context.Background(), b.deadline)
+	s.shared.Store(b)
+	return b.ctx, noCancel
 }
+
+// sharedBound is a bounded context that calls with no context of their own
+// share.
+type sharedBound struct {
+	ctx      context.Context
+	cancel   context.CancelFunc // kept, not called: the context ends at its deadline
+	deadline time.Time
+}
+
+func noCancel() {}
 
 // timedOut turns an error of a call made under bounded into ErrTimeout when
 // the call timeout, not the caller's context, ended it, or when no node
@@ -151,6 +184,7 @@ type Store struct {
 	waitReplicas int64
 	waitTimeout  time.Duration
 	callTimeout  time.Duration
+	shared       atomic.Pointer[sharedBound] // see bound
 	// owners holds, by partition, the master serving the partition's slot
 	// and its client, for writes that wait for replicas on a cluster;
 	// replaced whole, never changed in place; nil: to be asked.
