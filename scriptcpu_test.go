@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/rueidis"
-
 	"github.com/synckairos/synckairos"
 	"github.com/synckairos/synckairos/internal/testenv"
 )
@@ -39,7 +37,7 @@ func BenchmarkWriteScriptRedisCPU(b *testing.B) {
 			}
 			defer sub.Close()
 			client := newClientAt(b, url)
-			before := commandStats(b, client)
+			before := testenv.CommandStats(b, client)
 			held := state
 			for b.Loop() {
 				raw.get()
@@ -49,64 +47,22 @@ func BenchmarkWriteScriptRedisCPU(b *testing.B) {
 				}
 				held = r.State
 			}
-			after := commandStats(b, client)
-			script, get := after["evalsha"].minus(before["evalsha"]), after["get"].minus(before["get"])
-			if script.calls < int64(b.N) || get.calls < int64(b.N) {
-				b.Fatalf("%d EVALSHA and %d GET calls counted for %d switches", script.calls, get.calls, b.N)
+			after := testenv.CommandStats(b, client)
+			script, get := after["evalsha"].Minus(before["evalsha"]), after["get"].Minus(before["get"])
+			if script.Calls < int64(b.N) || get.Calls < int64(b.N) {
+				b.Fatalf("%d EVALSHA and %d GET calls counted for %d switches", script.Calls, get.Calls, b.N)
 			}
-			b.ReportMetric(script.perCall(), "script-redis-µs")
-			b.ReportMetric(get.perCall(), "get-redis-µs")
+			b.ReportMetric(script.PerCall(), "script-redis-µs")
+			b.ReportMetric(get.PerCall(), "get-redis-µs")
 			if testing.Verbose() {
 				for name, st := range after {
-					if d := st.minus(before[name]); d.calls > 0 {
-						b.Logf("%s: %d calls, %.2f µs per call", name, d.calls, d.perCall())
+					if d := st.Minus(before[name]); d.Calls > 0 {
+						b.Logf("%s: %d calls, %.2f µs per call", name, d.Calls, d.PerCall())
 					}
 				}
 			}
 		})
 	}
-}
-
-type commandStat struct {
-	calls int64
-	usec  int64
-}
-
-func (s commandStat) minus(o commandStat) commandStat {
-	return commandStat{s.calls - o.calls, s.usec - o.usec}
-}
-
-func (s commandStat) perCall() float64 { return float64(s.usec) / float64(s.calls) }
-
-// commandStats reads INFO commandstats: calls and microseconds by command
-// ("evalsha").
-func commandStats(tb testing.TB, client rueidis.Client) map[string]commandStat {
-	tb.Helper()
-	info, err := client.Do(context.Background(), client.B().Info().Section("commandstats").Build()).ToString()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	stats := map[string]commandStat{}
-	for line := range strings.Lines(info) {
-		name, fields, ok := strings.Cut(strings.TrimSpace(line), ":")
-		name, isCmd := strings.CutPrefix(name, "cmdstat_")
-		if !ok || !isCmd {
-			continue
-		}
-		var s commandStat
-		for kv := range strings.SplitSeq(fields, ",") {
-			k, v, _ := strings.Cut(kv, "=")
-			n, _ := strconv.ParseInt(v, 10, 64)
-			switch k {
-			case "calls":
-				s.calls = n
-			case "usec":
-				s.usec = n
-			}
-		}
-		stats[name] = s
-	}
-	return stats
 }
 
 // TestWriteScriptInstructions counts the instructions Redis runs for the
@@ -175,7 +131,7 @@ func scriptInstructions(t *testing.T, audit bool) (perScript, perGet float64) {
 	}
 	sub.Close()
 	m.Close()
-	stats := commandStats(t, client)
+	stats := testenv.CommandStats(t, client)
 	// SHUTDOWN ends the server, and callgrind writes its counts.
 	_ = client.Do(ctx, client.B().Shutdown().Nosave().Build()).Error()
 	if err := server.Wait(); err != nil {
@@ -198,7 +154,7 @@ func scriptInstructions(t *testing.T, audit bool) (perScript, perGet float64) {
 	// The session's creation counts with the switches (1 of n+1 scripts;
 	// the first EVALSHA, refused for a script not loaded yet, is a call
 	// too), and the GET the creation's script makes with the GETs.
-	scripts, gets := stats["evalsha"].calls, stats["get"].calls
+	scripts, gets := stats["evalsha"].Calls, stats["get"].Calls
 	if gets < n || scripts < n+1 {
 		t.Fatalf("%d GET and %d EVALSHA calls for %d switches", gets, scripts, n)
 	}

@@ -83,28 +83,59 @@ func waitPing(url string, wait time.Duration) bool {
 // from INFO commandstats ("cmdstat_get" → calls), and their total.
 func CommandCalls(tb testing.TB, client rueidis.Client) (map[string]int64, int64) {
 	tb.Helper()
+	calls, total := map[string]int64{}, int64(0)
+	for name, st := range CommandStats(tb, client) {
+		calls[name] = st.Calls
+		total += st.Calls
+	}
+	return calls, total
+}
+
+// CommandStat is one command's line of INFO commandstats.
+type CommandStat struct {
+	Calls int64
+	Usec  int64 // the time the server spent in it, in µs
+}
+
+// Minus returns the calls and time of s since o.
+func (s CommandStat) Minus(o CommandStat) CommandStat {
+	return CommandStat{s.Calls - o.Calls, s.Usec - o.Usec}
+}
+
+// PerCall returns the µs per call.
+func (s CommandStat) PerCall() float64 { return float64(s.Usec) / float64(s.Calls) }
+
+// CommandStats returns INFO commandstats of the server at client, by
+// command ("get", "evalsha").
+func CommandStats(tb testing.TB, client rueidis.Client) map[string]CommandStat {
+	tb.Helper()
 	info, err := client.Do(context.Background(), client.B().Info().Section("commandstats").Build()).ToString()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	calls, total := map[string]int64{}, int64(0)
+	stats := map[string]CommandStat{}
 	for line := range strings.Lines(info) {
-		// cmdstat_get:calls=2,usec=...
-		name, stats, ok := strings.Cut(strings.TrimSpace(line), ":")
+		// cmdstat_get:calls=2,usec=5,usec_per_call=2.50,...
+		name, fields, ok := strings.Cut(strings.TrimSpace(line), ":")
 		name, isCmd := strings.CutPrefix(name, "cmdstat_")
 		if !ok || !isCmd {
 			continue
 		}
-		for kv := range strings.SplitSeq(stats, ",") {
-			if v, ok := strings.CutPrefix(kv, "calls="); ok {
-				n, _ := strconv.ParseInt(v, 10, 64)
-				calls[name] = n
-				total += n
+		var st CommandStat
+		for kv := range strings.SplitSeq(fields, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			n, _ := strconv.ParseInt(v, 10, 64)
+			switch k {
+			case "calls":
+				st.Calls = n
+			case "usec":
+				st.Usec = n
 			}
 		}
+		stats[name] = st
 	}
-	if len(calls) == 0 {
+	if len(stats) == 0 {
 		tb.Fatal(fmt.Errorf("testenv: no commandstats in %q", info))
 	}
-	return calls, total
+	return stats
 }
