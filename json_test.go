@@ -432,3 +432,31 @@ func TestDecodedStringsOutliveTheInput(t *testing.T) {
 		}
 	}
 }
+
+// A Data full of "participant_id" (an application's own players, say) does
+// not size the participants' slice: decoding a 2-participant state keeps no
+// room for thousands (found by a review of a count over the document).
+func TestParticipantsCapacityIgnoresData(t *testing.T) {
+	t.Parallel()
+	elem := `{"participant_id":"p"},`
+	n := (MaxDataBytes - 2) / len(elem)
+	at := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
+	s := &State{SessionID: "x", Mode: ModePerParticipant, Status: StatusPending, Version: 1,
+		Participants: []Participant{{ID: "a", TotalTime: time.Hour}, {ID: "b", Index: 1, TotalTime: time.Hour}},
+		Data:         json.RawMessage("[" + strings.TrimSuffix(strings.Repeat(elem, n), ",") + "]"),
+		CreatedAt:    at, UpdatedAt: at}
+	if err := s.Validate(); err != nil {
+		t.Fatalf("the state is not valid: %v", err)
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got State
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Participants) != 2 || cap(got.Participants) > 4 {
+		t.Errorf("%d participants decoded from %d bytes, in a slice of capacity %d", len(got.Participants), len(b), cap(got.Participants))
+	}
+}

@@ -503,10 +503,10 @@ func (d *decoder) participants() ([]Participant, error) {
 	if d.null() {
 		return nil, nil
 	}
-	// Room for every participant at once: a count of the name of their
-	// first field in the rest of the document (a transition's
-	// participant_id may add one).
-	ps := make([]Participant, 0, bytes.Count(d.data[d.pos:], []byte(`"participant_id"`)))
+	// Room for two at once (most sessions are games of two); more grow the
+	// slice. (Not a count of "participant_id" in the rest of the document:
+	// Data may hold thousands of them, and the State would keep the room.)
+	ps := make([]Participant, 0, 2)
 	err := d.array(func() error {
 		var p Participant
 		err := d.object(func(name []byte) error {

@@ -175,7 +175,7 @@ type Config struct {
 	// A call whose context has an earlier deadline keeps that one; calls
 	// made with context.Background or context.TODO share bounds (no
 	// allocation per call), so theirs is CallTimeout rounded up by at most
-	// a 64th.
+	// a 64th of it or 1 ms, whichever is more.
 	// Defaults to DefaultCallTimeout, or WaitTimeout plus 500 ms if that is
 	// more.
 	CallTimeout time.Duration

@@ -86,9 +86,9 @@ func (s *Store) SetCallTimeout(d time.Duration) { s.callTimeout = d }
 // deadline comes first is bound enough. Calls made with no context of their
 // own (context.Background or TODO: no values, no cancellation to keep)
 // share one bounded context among those starting within a grain of each
-// other (a 64th of the timeout), so that the bound costs them no
-// allocation; such a call's bound is the timeout rounded up by at most the
-// grain.
+// other (a 64th of the timeout, at least 1 ms), so that the bound costs
+// them no allocation; such a call's bound is the timeout rounded up by at
+// most the grain.
 func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
 	timeout := s.callTimeout
 	if timeout <= 0 {
