@@ -150,8 +150,8 @@ func RaiseParallel(n int) {
 	if !flag.Parsed() {
 		flag.Parse()
 	}
-	set := false
-	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	set := false // or fuzzing, where -test.parallel is the number of workers
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" || f.Name == "test.fuzz" })
 	if !set {
 		_ = flag.Set("test.parallel", strconv.Itoa(n))
 	}
