@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/synckairos/synckairos"
 	"github.com/synckairos/synckairos/audit"
 	"github.com/synckairos/synckairos/internal/rediscluster"
@@ -26,18 +24,10 @@ import (
 // broadcasts, the clocks that ran out meanwhile are expired, every version
 // of every session is one row in Postgres, and no goroutine is left.
 //
-// It is not run in parallel with other tests, so that the goroutines it
-// finds at its end are its own. CI runs it three times in a row.
+// It runs in parallel with the other tests; TestMain checks, after them all,
+// that no goroutine is left. CI runs it three times in a row.
 func TestFailover(t *testing.T) {
-	before := goleak.IgnoreCurrent()
-	t.Cleanup(func() {
-		// Runs last: after the cluster, the Managers, River and the pool
-		// are closed. rueidis's cluster client leaves a goroutine sleeping
-		// out a topology refresh backoff, or a delayed refresh, after Close;
-		// it ends by itself.
-		testenv.NoLeaks(t, before, goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*clusterClient)._refresh.func2"),
-			goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*call).DelayDo.func1"))
-	})
+	t.Parallel()
 	c, err := rediscluster.Start(context.Background(), testenv.ClusterMasters())
 	if errors.Is(err, rediscluster.ErrNoBinaries) {
 		unavailable(t, "Redis Cluster", err)

@@ -120,14 +120,19 @@ func DeletePrefix(tb testing.TB, c rueidis.Client, prefix string) {
 // close, longer than goleak's own half-second of retries.
 func NoLeaks(tb testing.TB, opts ...goleak.Option) {
 	tb.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	if err := Leaks(5*time.Second, opts...); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// Leaks returns the goroutines goleak finds (less those opts ignore), after
+// waiting up to wait for them to end; nil when none is left.
+func Leaks(wait time.Duration, opts ...goleak.Option) error {
+	deadline := time.Now().Add(wait)
 	for {
 		err := goleak.Find(opts...)
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatal(err)
+		if err == nil || time.Now().After(deadline) {
+			return err
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
