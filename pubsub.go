@@ -248,8 +248,7 @@ func decodeEvent(msg string) (SessionEvent, error) {
 			if d.null() {
 				return nil
 			}
-			ev.State = new(State)
-			err = d.state(ev.State)
+			ev.State, err = d.stateBlock()
 		default:
 			err = d.skip()
 		}

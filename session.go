@@ -111,8 +111,8 @@ func (m *Manager) UpdateSession(ctx context.Context, s *State) (_ *State, err er
 // decodeState decodes stored bytes; version is the stored version, which is
 // authoritative.
 func decodeState(id string, version int64, b []byte) (*State, error) {
-	s := new(State)
-	if err := s.UnmarshalJSON(b); err != nil {
+	s, err := decodeStateBlock(b)
+	if err != nil {
 		return nil, corrupt(id, err)
 	}
 	if s.SessionID != id {

@@ -450,7 +450,12 @@ func (d *decoder) transition() (*Transition, error) {
 	if d.null() {
 		return nil, nil
 	}
-	t := new(Transition)
+	t := d.spareTransition
+	if t != nil {
+		d.spareTransition = nil
+	} else {
+		t = new(Transition)
+	}
 	err := d.object(func(name []byte) error {
 		var err error
 		switch string(name) {
@@ -704,6 +709,38 @@ type decoder struct {
 	texty bool
 	// times backs the *time.Time values decoded, a few per allocation.
 	times []time.Time
+	// transition, when set, is where the next transition decoded goes.
+	spareTransition *Transition
+}
+
+// stateBlock is a decoded State with room for its times and its last
+// transition: one allocation for the three.
+type stateBlock struct {
+	state      State
+	times      [3]time.Time // CycleStartedAt, SessionStartedAt, SessionCompletedAt
+	transition Transition
+}
+
+// decodeStateBlock decodes a state's stored JSON form into a State
+// allocated with its times and last transition (UnmarshalJSON decodes into
+// the caller's State).
+func decodeStateBlock(data []byte) (*State, error) {
+	d := decoder{data: data}
+	s, err := d.stateBlock()
+	if err == nil {
+		err = d.end()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// stateBlock reads a State object into a stateBlock.
+func (d *decoder) stateBlock() (*State, error) {
+	b := new(stateBlock)
+	d.times, d.spareTransition = b.times[:0], &b.transition
+	return &b.state, d.state(&b.state)
 }
 
 // substringMax bounds the documents whose strings share one copy.
