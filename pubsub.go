@@ -248,7 +248,7 @@ func decodeEvent(msg string) (SessionEvent, error) {
 			if d.null() {
 				return nil
 			}
-			ev.State, err = d.stateBlock()
+			ev.State, err = d.blockState()
 		default:
 			err = d.skip()
 		}

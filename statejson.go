@@ -701,15 +701,14 @@ func (d *decoder) metadata() (map[string]string, error) {
 type decoder struct {
 	data []byte
 	pos  int
-	// text is data as a string, made once, of which the strings decoded
-	// without escapes are substrings: one allocation for all of them. (Not
-	// for a document over substringMax, whose strings would each keep it
-	// all alive: a large Data, say.)
-	text  string
-	texty bool
+	// text is data as a string, made at the first string decoded, of
+	// which the strings decoded without escapes are substrings: one
+	// allocation for all of them. (Not for a document over substringMax,
+	// whose strings would each keep it all alive: a large Data, say.)
+	text string
 	// times backs the *time.Time values decoded, a few per allocation.
 	times []time.Time
-	// transition, when set, is where the next transition decoded goes.
+	// spareTransition, when set, is where the next transition decoded goes.
 	spareTransition *Transition
 }
 
@@ -726,7 +725,7 @@ type stateBlock struct {
 // the caller's State).
 func decodeStateBlock(data []byte) (*State, error) {
 	d := decoder{data: data}
-	s, err := d.stateBlock()
+	s, err := d.blockState()
 	if err == nil {
 		err = d.end()
 	}
@@ -736,8 +735,8 @@ func decodeStateBlock(data []byte) (*State, error) {
 	return s, nil
 }
 
-// stateBlock reads a State object into a stateBlock.
-func (d *decoder) stateBlock() (*State, error) {
+// blockState reads a State object into a new stateBlock.
+func (d *decoder) blockState() (*State, error) {
 	b := new(stateBlock)
 	d.times, d.spareTransition = b.times[:0], &b.transition
 	return &b.state, d.state(&b.state)
@@ -752,8 +751,8 @@ func (d *decoder) substring(raw []byte) string {
 	if len(raw) == 0 || len(d.data) > substringMax || start < 0 || start+len(raw) > len(d.data) || &d.data[start] != &raw[0] {
 		return string(raw) // not a slice of d.data, or a large document
 	}
-	if !d.texty {
-		d.text, d.texty = string(d.data), true
+	if d.text == "" { // (raw is not empty: nor is data)
+		d.text = string(d.data)
 	}
 	return d.text[start : start+len(raw)]
 }
