@@ -244,9 +244,9 @@ func measure(b *testing.B, raw rawGet, op func()) {
 // each with its own client, until the last of them has it, one update at a
 // time, on the single server and on the local Redis Cluster. The reference,
 // in the same iterations: a raw PUBLISH (SPUBLISH on the cluster, to a
-// channel in the same slot) of a message of the same size from the writer's
-// client to as many raw subscribers, each on its own client, until the last
-// has it. x-raw-delivery-p50 is the ratio of the medians.
+// channel in the same slot) of a message of the same size, from a client
+// like the writer's, to as many raw subscribers, each on its own client,
+// until the last has it. x-raw-delivery-p50 is the ratio of the medians.
 //
 //	go test -run '^$' -bench DeliveryLatency -benchtime 3000x -count 5 .
 func BenchmarkDeliveryLatency(b *testing.B) {
@@ -310,7 +310,7 @@ func benchDelivery(b *testing.B, url string, cluster bool, subscribers int) {
 		}()
 		b.Cleanup(func() { c.Close(); <-done })
 	}
-	publisher := newClientAt(b, url) // the writer's client is the Manager's own; this one does the same work
+	publisher := newClientAt(b, url)
 	publish := func() {
 		cmd := publisher.B().Publish().Channel(channel).Message(message).Build()
 		if cluster {
@@ -321,18 +321,19 @@ func benchDelivery(b *testing.B, url string, cluster bool, subscribers int) {
 		}
 	}
 	// Every raw subscriber listening: publish until one round reaches all.
-	for ready := false; !ready; {
+	reachesAll := func() bool {
 		publish()
-		got := 0
-		for timeout := time.After(100 * time.Millisecond); got < subscribers; got++ {
+		timeout := time.After(100 * time.Millisecond)
+		for range subscribers {
 			select {
 			case <-rawArrived:
-				continue
 			case <-timeout:
+				return false
 			}
-			break
 		}
-		ready = got == subscribers
+		return true
+	}
+	for !reachesAll() {
 		for len(rawArrived) > 0 {
 			<-rawArrived
 		}

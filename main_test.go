@@ -30,10 +30,7 @@ func TestMain(m *testing.M) {
 		testCluster.Stop()
 	}
 	if code == 0 {
-		// rueidis's cluster client leaves a goroutine sleeping out a topology
-		// refresh backoff, or a delayed refresh, after Close; it ends by itself.
-		if err := goleak.Find(goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*clusterClient)._refresh.func2"),
-			goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*call).DelayDo.func1")); err != nil {
+		if err := goleak.Find(testenv.RueidisLeftovers()...); err != nil {
 			fmt.Fprintln(os.Stderr, "goleak:", err)
 			code = 1
 		}

@@ -125,6 +125,16 @@ func NoLeaks(tb testing.TB, opts ...goleak.Option) {
 	}
 }
 
+// RueidisLeftovers ignores the goroutines a closed rueidis cluster client
+// leaves sleeping out a topology refresh backoff, or a delayed refresh;
+// they end by themselves.
+func RueidisLeftovers() []goleak.Option {
+	return []goleak.Option{
+		goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*clusterClient)._refresh.func2"),
+		goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*call).DelayDo.func1"),
+	}
+}
+
 // Leaks returns the goroutines goleak finds (less those opts ignore), after
 // waiting up to wait for them to end; nil when none is left.
 func Leaks(wait time.Duration, opts ...goleak.Option) error {
