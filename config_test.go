@@ -20,12 +20,13 @@ func TestConfigDefaults(t *testing.T) {
 	if c.KeyPrefix != synckairos.DefaultKeyPrefix || c.SessionTTL != synckairos.DefaultSessionTTL ||
 		c.Partitions != synckairos.DefaultPartitions || c.MaxAttempts != synckairos.DefaultMaxAttempts ||
 		c.SubscriptionBuffer != synckairos.DefaultSubscriptionBuffer || c.Logger == nil ||
-		c.WaitReplicas != 0 || c.WaitTimeout != synckairos.DefaultWaitTimeout || c.CallTimeout != synckairos.DefaultCallTimeout {
+		c.WaitReplicas != 0 || c.WaitTimeout != synckairos.DefaultWaitTimeout || c.CallTimeout != synckairos.DefaultCallTimeout ||
+		c.DecodeCacheBytes != synckairos.DefaultDecodeCacheBytes {
 		t.Fatalf("defaults: %+v", c)
 	}
 	logger := slog.New(slog.DiscardHandler)
 	set := &synckairos.Config{KeyPrefix: "app:", SessionTTL: time.Minute, Partitions: 64, MaxAttempts: 9, SubscriptionBuffer: 7, ExpirerInterval: time.Second, Audit: true,
-		WaitReplicas: 2, WaitTimeout: time.Second, CallTimeout: 3 * time.Second, Logger: logger}
+		WaitReplicas: 2, WaitTimeout: time.Second, CallTimeout: 3 * time.Second, DecodeCacheBytes: -1, Logger: logger}
 	if got := set.WithDefaults(); *got != *set {
 		t.Fatalf("WithDefaults changed set fields: %+v", got)
 	}

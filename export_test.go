@@ -21,3 +21,13 @@ func KeysOf(m *Manager) keys.Layout { return m.layout }
 func ResolveKeys(ctx context.Context, client rueidis.Client, prefix string) (keys.Layout, error) {
 	return resolveLayout(ctx, client, (&Config{KeyPrefix: prefix}).WithDefaults())
 }
+
+// DecodeKept reports what the Manager keeps of session id's last read:
+// whether an entry, the version read, and whether its decoded state.
+func DecodeKept(m *Manager, id string) (kept bool, version int64, decoded bool) {
+	e := m.decodes.lookup(id)
+	if e == nil {
+		return false, 0, false
+	}
+	return true, e.version, e.state != nil
+}

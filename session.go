@@ -56,14 +56,35 @@ func (m *Manager) GetSession(ctx context.Context, id string) (_ *State, err erro
 	}
 	ctx, c := m.tel.start(ctx, "GetSession", id, false)
 	defer c.end(&err)
-	version, b, found, err := m.store.Get(ctx, id)
+	kept := m.decodes.lookup(id)
+	key := ""
+	if kept != nil {
+		key = kept.key
+	} else {
+		key = m.layout.Session(id)
+	}
+	version, stored, found, err := m.store.GetKey(ctx, key)
 	if err != nil {
 		return nil, m.storeError("get", id, err)
 	}
 	if !found {
+		m.decodes.forget(id)
 		return nil, fmt.Errorf("%w: %q", ErrSessionNotFound, id)
 	}
-	return decodeState(id, version, b)
+	same := kept != nil && kept.version == version && kept.stored == stored
+	if same && kept.state != nil {
+		return kept.state.Clone(), nil
+	}
+	s, err := decodeState(id, version, stored)
+	if err != nil {
+		return nil, err
+	}
+	e := &decoded{key: key, version: version, stored: stored}
+	if same { // read a second time: worth a copy
+		e.state = s.Clone()
+	}
+	m.decodes.keep(id, e)
+	return s, nil
 }
 
 // DeleteSession removes a session and announces it, or returns
@@ -82,6 +103,7 @@ func (m *Manager) DeleteSession(ctx context.Context, id string) (err error) {
 		return err
 	}
 	_, err = m.commit(ctx, store.Write{Op: "delete", SessionID: id, EventType: EventSessionDeleted, At: now}, nil, 0)
+	m.decodes.forget(id)
 	return err
 }
 
@@ -110,8 +132,8 @@ func (m *Manager) UpdateSession(ctx context.Context, s *State) (_ *State, err er
 
 // decodeState decodes stored bytes; version is the stored version, which is
 // authoritative.
-func decodeState(id string, version int64, b []byte) (*State, error) {
-	s, err := decodeStateBlock(b)
+func decodeState(id string, version int64, stored string) (*State, error) {
+	s, err := decodeStored(stored)
 	if err != nil {
 		return nil, corrupt(id, err)
 	}

@@ -228,12 +228,18 @@ type State struct {
 
 // Clone returns a deep copy of s.
 func (s *State) Clone() *State {
-	c := *s
-	c.Participants = slices.Clone(s.Participants)
+	b := new(stateBlock) // the State with its times, last transition and two participants
+	c := &b.state
+	*c = *s
+	if s.Participants != nil && len(s.Participants) <= len(b.participants) {
+		c.Participants = append(b.participants[:0], s.Participants...)
+	} else {
+		c.Participants = slices.Clone(s.Participants)
+	}
 	c.Groups = slices.Clone(s.Groups)
-	c.CycleStartedAt = cloneTime(s.CycleStartedAt)
-	c.SessionStartedAt = cloneTime(s.SessionStartedAt)
-	c.SessionCompletedAt = cloneTime(s.SessionCompletedAt)
+	c.CycleStartedAt = cloneTimeInto(&b.times[0], s.CycleStartedAt)
+	c.SessionStartedAt = cloneTimeInto(&b.times[1], s.SessionStartedAt)
+	c.SessionCompletedAt = cloneTimeInto(&b.times[2], s.SessionCompletedAt)
 	if s.Overtime != nil {
 		o := *s.Overtime
 		c.Overtime = &o
@@ -252,11 +258,20 @@ func (s *State) Clone() *State {
 	c.Metadata = maps.Clone(s.Metadata)
 	c.Data = bytes.Clone(s.Data)
 	if s.LastTransition != nil {
-		t := *s.LastTransition
-		t.Expired = slices.Clone(t.Expired)
-		c.LastTransition = &t
+		b.transition = *s.LastTransition
+		b.transition.Expired = slices.Clone(b.transition.Expired)
+		c.LastTransition = &b.transition
 	}
-	return &c
+	return c
+}
+
+// cloneTimeInto copies *t into *into, or returns nil for a nil t.
+func cloneTimeInto(into, t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	*into = *t
+	return into
 }
 
 // Participant returns the participant with the given ID, or nil.
@@ -267,14 +282,6 @@ func (s *State) Participant(id string) *Participant {
 		}
 	}
 	return nil
-}
-
-func cloneTime(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	c := *t
-	return &c
 }
 
 // normalize brings s to the form in which it is stored: indexes set from

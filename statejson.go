@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // The JSON form of a State is encoded and decoded by hand: every read of a
@@ -508,10 +509,15 @@ func (d *decoder) participants() ([]Participant, error) {
 	if d.null() {
 		return nil, nil
 	}
-	// Room for two at once (most sessions are games of two); more grow the
-	// slice. (Not a count of "participant_id" in the rest of the document:
-	// Data may hold thousands of them, and the State would keep the room.)
-	ps := make([]Participant, 0, 2)
+	// Room for two at once (most sessions are games of two), in the
+	// State's block if it has one; more grow the slice. (Not a count of
+	// "participant_id" in the rest of the document: Data may hold
+	// thousands of them, and the State would keep the room.)
+	ps := d.spareParticipants
+	d.spareParticipants = nil
+	if ps == nil {
+		ps = make([]Participant, 0, 2)
+	}
 	err := d.array(func() error {
 		var p Participant
 		err := d.object(func(name []byte) error {
@@ -701,30 +707,37 @@ func (d *decoder) metadata() (map[string]string, error) {
 type decoder struct {
 	data []byte
 	pos  int
-	// text is data as a string, made at the first string decoded, of
-	// which the strings decoded without escapes are substrings: one
-	// allocation for all of them. (Not for a document over substringMax,
+	// text is data as a string (given, when data is an immutable string's
+	// bytes; else made at the first string decoded), of which the strings
+	// decoded without escapes are substrings: one allocation at most for
+	// all of them. (Not for a document over substringMax,
 	// whose strings would each keep it all alive: a large Data, say.)
 	text string
 	// times backs the *time.Time values decoded, a few per allocation.
 	times []time.Time
 	// spareTransition, when set, is where the next transition decoded goes.
 	spareTransition *Transition
+	// spareParticipants, when set, is where the next participants decoded
+	// go, while two or fewer.
+	spareParticipants []Participant
 }
 
-// stateBlock is a decoded State with room for its times and its last
-// transition: one allocation for the three.
+// stateBlock is a State with room for its times, its last transition and
+// two participants (most sessions are games of two): one allocation for
+// them all.
 type stateBlock struct {
-	state      State
-	times      [3]time.Time // CycleStartedAt, SessionStartedAt, SessionCompletedAt
-	transition Transition
+	state        State
+	times        [3]time.Time // CycleStartedAt, SessionStartedAt, SessionCompletedAt
+	transition   Transition
+	participants [2]Participant
 }
 
-// decodeStateBlock decodes a state's stored JSON form into a State
-// allocated with its times and last transition (UnmarshalJSON decodes into
-// the caller's State).
-func decodeStateBlock(data []byte) (*State, error) {
-	d := decoder{data: data}
+// decodeStored decodes a state's stored JSON form, as Redis returned it,
+// into a State allocated with its times and last transition (UnmarshalJSON
+// decodes into the caller's State). stored being a string, which nothing
+// changes, the strings decoded are substrings of it: no copy.
+func decodeStored(stored string) (*State, error) {
+	d := decoder{data: unsafe.Slice(unsafe.StringData(stored), len(stored)), text: stored}
 	s, err := d.blockState()
 	if err == nil {
 		err = d.end()
@@ -738,7 +751,7 @@ func decodeStateBlock(data []byte) (*State, error) {
 // blockState reads a State object into a new stateBlock.
 func (d *decoder) blockState() (*State, error) {
 	b := new(stateBlock)
-	d.times, d.spareTransition = b.times[:0], &b.transition
+	d.times, d.spareTransition, d.spareParticipants = b.times[:0], &b.transition, b.participants[:0]
 	return &b.state, d.state(&b.state)
 }
 

@@ -40,6 +40,9 @@ const (
 	DefaultWaitTimeout = 500 * time.Millisecond
 	// DefaultCallTimeout bounds each Redis call of the Manager.
 	DefaultCallTimeout = time.Second
+	// DefaultDecodeCacheBytes bounds the decoded states a Manager keeps to
+	// read them again without decoding (Config.DecodeCacheBytes).
+	DefaultDecodeCacheBytes = 4 << 20
 
 	// MaxPartitions bounds Config.Partitions: Redis Cluster's slot count.
 	MaxPartitions = 16384
@@ -180,6 +183,19 @@ type Config struct {
 	// more.
 	CallTimeout time.Duration
 
+	// DecodeCacheBytes bounds the memory with which the Manager's reads
+	// (GetSession, and those of MutateSession and SwitchTurn) skip decoding
+	// a stored state they decoded before. Every read still asks Redis:
+	// when Redis returns the very bytes the Manager last decoded for the
+	// session, and had already read once before, it returns a copy of the
+	// state decoded then (State.Clone), which costs several times less than
+	// decoding. A state read once per version, as by a read, modify and
+	// write cycle, costs a small entry and no copy. Entries are counted at
+	// roughly their stored size plus 1 KiB; when they would exceed the
+	// bound, some are dropped at random. Defaults to
+	// DefaultDecodeCacheBytes; negative: none kept.
+	DecodeCacheBytes int
+
 	// Logger receives the Manager's logs. Defaults to slog.Default().
 	Logger *slog.Logger
 
@@ -218,6 +234,7 @@ func (c *Config) WithDefaults() *Config {
 	d.ExpirerInterval = cmp.Or(c.ExpirerInterval, DefaultExpirerInterval)
 	d.WaitTimeout = cmp.Or(c.WaitTimeout, DefaultWaitTimeout)
 	d.CallTimeout = cmp.Or(c.CallTimeout, max(DefaultCallTimeout, d.WaitTimeout+500*time.Millisecond))
+	d.DecodeCacheBytes = cmp.Or(c.DecodeCacheBytes, DefaultDecodeCacheBytes)
 	d.Logger = cmp.Or(c.Logger, slog.Default())
 	return &d
 }
@@ -262,6 +279,7 @@ type Manager struct {
 	clock      *clock.Redis  // nil when Config.Test.Clock is set
 	mutating   keylock.Map   // sessions in MutateSession in this process
 	hub        *pubsub.Hub   // subscriptions, over dedicated connections
+	decodes    *decodeCache  // states decoded, to read again without decoding
 	watches    watchHub      // WatchSession's watches, on one subscription
 	tel        *telemetry    // nil without Config.Telemetry
 	closing    chan struct{} // closed by Close
@@ -273,8 +291,9 @@ type Manager struct {
 //
 // The client belongs to the caller, who closes it after the Manager: Close
 // does not. Create it with client-side caching disabled
-// (rueidis.ClientOption.DisableCache): the Manager caches nothing, and
-// session state must be read from Redis every time.
+// (rueidis.ClientOption.DisableCache): session state must be read from
+// Redis every time, and the Manager does (Config.DecodeCacheBytes keeps
+// decoded states only to skip decoding the same bytes again).
 //
 // New reads the key layout of the prefix from Redis (a GET of
 // <prefix>layout) and, the first time a prefix is used with LayoutDefault,
@@ -302,11 +321,12 @@ func newManager(ctx context.Context, client rueidis.Client, cfg *Config) (*Manag
 		return nil, err
 	}
 	m := &Manager{
-		client: client,
-		cfg:    cfg,
-		layout: layout,
-		store:  store.New(client, layout, cfg.SessionTTL, cfg.Audit),
-		hub:    pubsub.NewHub(client, cfg.Logger),
+		client:  client,
+		cfg:     cfg,
+		layout:  layout,
+		store:   store.New(client, layout, cfg.SessionTTL, cfg.Audit),
+		hub:     pubsub.NewHub(client, cfg.Logger),
+		decodes: newDecodeCache(cfg.DecodeCacheBytes),
 
 		closing: make(chan struct{}),
 	}

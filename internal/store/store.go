@@ -158,7 +158,7 @@ type Result struct {
 	// Version is the version written (Written) or found (Conflict).
 	Version int64
 	// State is the stored state on Conflict.
-	State []byte
+	State string
 	// Replicas is, when the store waits for replicas, how many acknowledged
 	// the write.
 	Replicas int64
@@ -261,29 +261,34 @@ func (s *Store) QueueFinishes(on bool) { s.finishes = on }
 // Sharded reports whether changes go to the partitions' sharded channels.
 func (s *Store) Sharded() bool { return s.sharded }
 
-// Get returns the version and state bytes of a session; found is false when
-// it does not exist.
-func (s *Store) Get(ctx context.Context, id string) (version int64, state []byte, found bool, err error) {
+// Get returns the version and stored state of a session; found is false
+// when it does not exist.
+func (s *Store) Get(ctx context.Context, id string) (version int64, state string, found bool, err error) {
+	return s.GetKey(ctx, s.layout.Session(id))
+}
+
+// GetKey is Get of the session whose key is key (Layout.Session).
+func (s *Store) GetKey(ctx context.Context, key string) (version int64, state string, found bool, err error) {
 	bounded, cancel := s.bound(ctx)
 	defer cancel()
-	cmd := s.client.B().Hmget().Key(s.layout.Session(id)).Field("v", "s").Build()
+	cmd := s.client.B().Hmget().Key(key).Field("v", "s").Build()
 	vals, err := s.client.Do(bounded, cmd).ToArray()
 	if err != nil {
-		return 0, nil, false, s.timedOut(ctx, bounded, classify(err))
+		return 0, "", false, s.timedOut(ctx, bounded, classify(err))
 	}
 	if len(vals) != 2 {
-		return 0, nil, false, fmt.Errorf("HMGET returned %d values, want 2", len(vals))
+		return 0, "", false, fmt.Errorf("HMGET returned %d values, want 2", len(vals))
 	}
 	if vals[0].IsNil() && vals[1].IsNil() {
-		return 0, nil, false, nil
+		return 0, "", false, nil
 	}
 	version, err = vals[0].AsInt64()
 	if err != nil {
-		return 0, nil, true, fmt.Errorf("%w: version: %v", ErrWrongType, err)
+		return 0, "", true, fmt.Errorf("%w: version: %v", ErrWrongType, err)
 	}
-	state, err = vals[1].AsBytes()
+	state, err = vals[1].ToString()
 	if err != nil {
-		return 0, nil, true, fmt.Errorf("%w: state: %v", ErrWrongType, err)
+		return 0, "", true, fmt.Errorf("%w: state: %v", ErrWrongType, err)
 	}
 	return version, state, true, nil
 }
@@ -396,7 +401,7 @@ func (s *Store) write(ctx context.Context, w Write) (Result, error) {
 			return r, fmt.Errorf("%w: session hash without its state", ErrWrongType)
 		}
 		if r.Version, err = vals[1].AsInt64(); err == nil {
-			r.State, err = vals[2].AsBytes()
+			r.State, err = vals[2].ToString()
 		}
 	case Corrupt:
 		return r, fmt.Errorf("%w: session hash without a version", ErrWrongType)

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,7 +80,7 @@ func TestWriteScript(t *testing.T) {
 				t.Fatalf("a second create: %+v", r)
 			}
 			v, got, found, err := s.Get(ctx, "g")
-			if err != nil || !found || v != 1 || !bytes.Contains(got, []byte(`"life":`+strconv.FormatInt(life, 10)+`,`)) {
+			if err != nil || !found || v != 1 || !strings.Contains(got, `"life":`+strconv.FormatInt(life, 10)+`,`) {
 				t.Fatalf("get: v%d %s %v %v", v, got, found, err)
 			}
 
@@ -92,7 +93,7 @@ func TestWriteScript(t *testing.T) {
 				t.Fatalf("update: %+v", r)
 			}
 			if r := write(store.Write{Op: "update", Expected: 1, Life: life, State: v2, EventType: "session_updated"}); r.Outcome != store.Conflict ||
-				r.Version != 2 || !bytes.Equal(r.State, v2) {
+				r.Version != 2 || r.State != string(v2) {
 				t.Fatalf("a stale update: %+v", r)
 			}
 			if r := write(store.Write{Op: "update", Expected: 2, Life: life + 1, State: v2, EventType: "session_updated"}); r.Outcome != store.Conflict {
