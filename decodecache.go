@@ -2,20 +2,17 @@ package synckairos
 
 import (
 	"hash/maphash"
+	"strings"
 	"sync"
+	"unsafe"
 )
 
 // decodeShards divides a decodeCache among as many locks.
 const decodeShards = 16
 
-// decodedOverhead is what a decodeCache entry is counted for beyond the
-// bytes of its strings: the entry and its map slot, and, once it holds a
-// decoded state, the State block and its participants (whose strings are
-// substrings of the stored form, not copies).
-const (
-	decodedOverhead      = 160
-	decodedStateOverhead = 1024
-)
+// decodedOverhead is what a decodeCache entry is counted for beyond its
+// strings: the entry and its map slot.
+const decodedOverhead = 160
 
 // decodeCache keeps, per session, the stored form that GetSession last
 // read and, once it has been read twice, the state decoded from it, so
@@ -79,9 +76,16 @@ func (c *decodeCache) keep(id string, e *decoded) {
 	if c.budget == 0 {
 		return
 	}
-	e.cost = decodedOverhead + len(id) + len(e.key) + len(e.stored)
+	e.cost = decodedOverhead + len(e.key) + len(e.stored)
 	if e.state != nil {
-		e.cost += decodedStateOverhead + len(e.state.Data)
+		e.cost += decodedSize(e.state, len(e.stored))
+	}
+	// The map's key: the end of the session's key, or a copy (the caller's
+	// id may be a slice of something larger, which the map would keep).
+	if strings.HasSuffix(e.key, id) {
+		id = e.key[len(e.key)-len(id):]
+	} else {
+		id = strings.Clone(id)
 	}
 	sh := c.shard(id)
 	sh.mu.Lock()
@@ -116,4 +120,39 @@ func (c *decodeCache) forget(id string) {
 		sh.bytes -= old.cost
 	}
 	sh.mu.Unlock()
+}
+
+// reset drops every entry.
+func (c *decodeCache) reset() {
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		clear(sh.entries)
+		sh.bytes = 0
+		sh.mu.Unlock()
+	}
+}
+
+// decodedSize is about what s, decoded from a stored form of the given
+// length, holds beyond that form: its block and slices, its maps, and its
+// strings when they are copies (a form over substringMax) rather than
+// substrings of the form.
+func decodedSize(s *State, stored int) int {
+	n := int(unsafe.Sizeof(stateBlock{})) + len(s.Data)
+	if len(s.Participants) > len(stateBlock{}.participants) {
+		n += cap(s.Participants) * int(unsafe.Sizeof(Participant{}))
+	}
+	for i := range s.Participants {
+		if s.Participants[i].Control != nil {
+			n += int(unsafe.Sizeof(ParticipantControl{}))
+		}
+	}
+	n += len(s.Groups)*int(unsafe.Sizeof(Group{})) + len(s.Stages)*int(unsafe.Sizeof(Stage{}))
+	for k, v := range s.Metadata {
+		n += 64 + len(k) + len(v) // a map slot and its strings (copies or not: counted)
+	}
+	if stored > substringMax {
+		n += stored // strings copied
+	}
+	return n
 }

@@ -3,9 +3,11 @@ Package synckairos keeps server-authoritative session timers — chess and game
 clocks, turn timers, synchronized countdowns and stopwatches — in Redis, so
 that any number of stateless instances of an application share them.
 
-Redis is the truth: a [Manager] holds no session state of its own, and every
-change is one atomic compare-and-set on the session's version, done by a Lua
-script that also publishes the change. No update is ever lost: a write based
+Redis is the truth: a [Manager] holds no session state of its own (the
+decoded states it keeps, [Config.DecodeCacheBytes], stand only for the bytes
+Redis returns to each read), and every change is one atomic compare-and-set
+on the session's version, done by a Lua script that also publishes the
+change. No update is ever lost: a write based
 on a stale version is refused with the current state.
 
 # Connecting

@@ -183,17 +183,20 @@ type Config struct {
 	// more.
 	CallTimeout time.Duration
 
-	// DecodeCacheBytes bounds the memory with which the Manager's reads
-	// (GetSession, and those of MutateSession and SwitchTurn) skip decoding
-	// a stored state they decoded before. Every read still asks Redis:
-	// when Redis returns the very bytes the Manager last decoded for the
-	// session, and had already read once before, it returns a copy of the
-	// state decoded then (State.Clone), which costs several times less than
-	// decoding. A state read once per version, as by a read, modify and
-	// write cycle, costs a small entry and no copy. Entries are counted at
-	// roughly their stored size plus 1 KiB; when they would exceed the
-	// bound, some are dropped at random. Defaults to
-	// DefaultDecodeCacheBytes; negative: none kept.
+	// DecodeCacheBytes bounds the memory with which the Manager's reads of
+	// a session (GetSession, and the reads of MutateSession, of the
+	// transitions such as SwitchCycle when they are not given the current
+	// state, and of the expirer) skip decoding a stored state they decoded
+	// before. Every read still asks Redis: when Redis returns the very
+	// bytes last read for the session, and they had been read once before,
+	// the read returns a copy of the state decoded then (State.Clone),
+	// which costs several times less than decoding them. A stored form
+	// read once, as by a read, modify and write cycle, is kept without its
+	// decoded state. Entries are counted at about their stored size, plus
+	// their decoded state's; the bound is shared among 16 shards, and an
+	// entry over a shard's share is not kept (so values under 16 keep
+	// nothing). When entries would exceed it, some are dropped at random.
+	// Defaults to DefaultDecodeCacheBytes; negative: none kept.
 	DecodeCacheBytes int
 
 	// Logger receives the Manager's logs. Defaults to slog.Default().
@@ -269,7 +272,9 @@ func (c *Config) validate() error {
 
 // Manager keeps sessions in Redis. It holds no session state of its own: any
 // number of Managers, in any number of processes, may serve the same
-// sessions. It is safe for concurrent use.
+// sessions. (It keeps states it decoded, Config.DecodeCacheBytes, but only
+// to copy one when Redis returns the very bytes it was decoded from.) It is
+// safe for concurrent use.
 type Manager struct {
 	client     rueidis.Client
 	ownsClient bool
@@ -381,6 +386,7 @@ func (m *Manager) Close() error {
 		return nil
 	}
 	close(m.closing)
+	m.decodes.reset()
 	m.tel.close()
 	m.watches.close()
 	m.hub.Close()
