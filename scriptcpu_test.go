@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/rueidis"
 	"github.com/synckairos/synckairos"
 	"github.com/synckairos/synckairos/internal/testenv"
 )
@@ -159,4 +160,97 @@ func scriptInstructions(t *testing.T, audit bool) (perScript, perGet float64) {
 		t.Fatalf("%d GET and %d EVALSHA calls for %d switches", gets, scripts, n)
 	}
 	return float64(inclusive("evalGenericCommand")) / float64(scripts), float64(inclusive("getCommand")) / float64(gets)
+}
+
+// floorSource is the least a write can do in a script: the commands of a
+// switch with nothing around them (no version check, no message built: the
+// state is published as it is stored), on the same keys and values.
+const floorSource = `
+redis.call('HMGET', KEYS[1], 'v', 'l', 'st')
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 's', ARGV[2], 'l', ARGV[3], 'st', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('PUBLISH', ARGV[6], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[7], ARGV[8])
+return 1`
+
+// BenchmarkWriteScriptFloor measures, on a Redis of its own with one
+// subscriber, the write script of a 2-participant switch (EVALSHA time per
+// call, INFO commandstats) and then, as many times, the floor under any
+// script doing its work (floorSource, with the same state), each against a
+// GET of a value of the state's size in the same phase: what Redis's Lua
+// itself costs, whatever the script does.
+//
+//	go test -run '^$' -bench WriteScriptFloor -benchtime 20000x -count 3 .
+func BenchmarkWriteScriptFloor(b *testing.B) {
+	url := testenv.StartRedis(b)
+	m, raw, state := benchSetupCfg(b, url, 2, &synckairos.Config{})
+	ctx := context.Background()
+	sub, err := m.SubscribeToUpdates(ctx, func(synckairos.SessionEvent) {})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sub.Close()
+	client := newClientAt(b, url)
+	layout := synckairos.KeysOf(m)
+	key, channel := layout.Session(state.SessionID), layout.Updates()
+	deadlines := layout.Deadlines(layout.Partition(state.SessionID))
+	stored, err := client.Do(ctx, client.B().Hget().Key(key).Field("s").Build()).ToString()
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The floor publishes to a channel of its own, with a raw subscriber:
+	// its messages are not the library's.
+	floorChannel := channel + ":floor"
+	listener := newClientAt(b, url)
+	listening := make(chan struct{})
+	go func() {
+		_ = listener.Receive(ctx, listener.B().Subscribe().Channel(floorChannel).Build(), func(rueidis.PubSubMessage) {})
+		close(listening)
+	}()
+	defer func() { listener.Close(); <-listening }()
+	for {
+		n, err := client.Do(ctx, client.B().PubsubNumsub().Channel(floorChannel).Build()).AsIntMap()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n[floorChannel] == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	floor := rueidis.NewLuaScript(floorSource)
+	phase := func(n int, op func()) (script, get testenv.CommandStat) {
+		before := testenv.CommandStats(b, client)
+		for range n {
+			raw.get()
+			op()
+		}
+		after := testenv.CommandStats(b, client)
+		return after["evalsha"].Minus(before["evalsha"]), after["get"].Minus(before["get"])
+	}
+	b.ResetTimer()
+	held := state
+	script, get := phase(b.N, func() {
+		r, err := m.SwitchCycle(ctx, state.SessionID, &synckairos.SwitchOptions{Current: held})
+		if err != nil {
+			b.Fatal(err)
+		}
+		held = r.State
+	})
+	version := held.Version
+	floorStats, floorGet := phase(b.N, func() {
+		version++
+		args := []string{strconv.FormatInt(version, 10), stored, strconv.FormatInt(held.Life, 10), "running", "3600000",
+			floorChannel, strconv.FormatInt(time.Now().Add(time.Minute).UnixMilli(), 10), state.SessionID}
+		if err := floor.Exec(ctx, client, []string{key, deadlines}, args).Error(); err != nil {
+			b.Fatal(err)
+		}
+	})
+	if script.Calls < int64(b.N) || floorStats.Calls < int64(b.N) {
+		b.Fatalf("%d and %d EVALSHA calls counted for %d each", script.Calls, floorStats.Calls, b.N)
+	}
+	b.ReportMetric(script.PerCall(), "script-redis-µs")
+	b.ReportMetric(floorStats.PerCall(), "floor-redis-µs")
+	b.ReportMetric(script.PerCall()/get.PerCall(), "script-x-get")
+	b.ReportMetric(floorStats.PerCall()/floorGet.PerCall(), "floor-x-get")
 }

@@ -175,10 +175,13 @@ type Config struct {
 	// whatever the context says, so keep the client's Dialer.Timeout and
 	// ConnWriteTimeout at or below CallTimeout for the bound to hold while
 	// a node hangs.
-	// A call whose context has an earlier deadline keeps that one; calls
-	// made with context.Background or context.TODO share bounds (no
-	// allocation per call), so theirs is CallTimeout rounded up by at most
-	// a 64th of it or 1 ms, whichever is more.
+	// A call whose context has an earlier deadline keeps that one. Calls
+	// made with context.Background or context.TODO, and calls under a
+	// context that made the call before them (a worker's or a
+	// connection's, making call after call), share bounds derived from it
+	// (no allocation per call), so theirs is CallTimeout rounded up by at
+	// most a 64th of it or 1 ms, whichever is more; they still end when
+	// their context does.
 	// Defaults to DefaultCallTimeout, or WaitTimeout plus 500 ms if that is
 	// more.
 	CallTimeout time.Duration

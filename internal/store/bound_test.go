@@ -51,6 +51,51 @@ func TestBound(t *testing.T) {
 		t.Errorf("err %v after the caller's cancel", got.Err())
 	}
 
+	// A parent that comes twice in a row (a worker's context): the second
+	// call on shares a context derived from it, with its values, ended by
+	// its cancellation.
+	type key struct{}
+	worker, stopWorker := context.WithCancel(context.WithValue(context.Background(), key{}, "w"))
+	first, cancelFirst := s.bound(worker)
+	cancelFirst()
+	if !errors.Is(first.Err(), context.Canceled) {
+		t.Error("the first call under a parent did not get a bound of its own")
+	}
+	second, cancel := s.bound(worker)
+	cancel()
+	third, cancel := s.bound(worker)
+	cancel()
+	if second != third || second.Value(key{}) != "w" || second.Err() != nil {
+		t.Errorf("calls under the same parent: %v and %v (value %v, err %v), want one shared context", second, third, second.Value(key{}), second.Err())
+	}
+	if d, ok := second.Deadline(); !ok || d.After(time.Now().Add(time.Second+time.Second/64)) {
+		t.Errorf("shared deadline %v, %v", d, ok)
+	}
+	stopWorker()
+	<-second.Done()
+	if !errors.Is(second.Err(), context.Canceled) {
+		t.Errorf("err %v after the parent's cancel", second.Err())
+	}
+	if again, cancel := s.bound(context.Background()); again == second || again.Err() != nil {
+		t.Error("a call with no context got the cancelled parent's")
+	} else {
+		cancel()
+	}
+
+	// A context of a type that does not compare (a struct holding a map):
+	// never kept, never compared, bounded call by call.
+	odd := mapContext{Context: context.Background(), m: map[string]int{}}
+	for range 3 {
+		got, cancel := s.bound(odd)
+		if _, ok := got.Deadline(); !ok {
+			t.Error("a context of a type that does not compare was not bounded")
+		}
+		cancel()
+		if got.Err() == nil {
+			t.Error("a context of a type that does not compare shared a bound")
+		}
+	}
+
 	// A longer timeout set since: a new shared context.
 	s.SetCallTimeout(time.Minute)
 	c, cancel := s.bound(context.Background())
@@ -60,18 +105,29 @@ func TestBound(t *testing.T) {
 	}
 }
 
-// A call with no context of its own allocates nothing for its bound (but a
-// new shared context every 64th of the timeout). Not in parallel:
-// AllocsPerRun counts the whole process's allocations.
+// mapContext is a context of a type that == cannot compare.
+type mapContext struct {
+	context.Context
+	m map[string]int
+}
+
+// A call with no context of its own, or under a parent that made the call
+// before, allocates nothing for its bound (but a new shared context every
+// 64th of the timeout). Not in parallel: AllocsPerRun counts the whole
+// process's allocations.
 func TestBoundAllocatesNothing(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates")
 	}
-	s := &Store{callTimeout: time.Second}
-	if n := testing.AllocsPerRun(1000, func() {
-		_, cancel := s.bound(context.Background())
-		cancel()
-	}); n > 0.1 {
-		t.Errorf("%.2f allocations per bound", n)
+	worker, stop := context.WithCancel(context.Background())
+	defer stop()
+	for _, ctx := range []context.Context{context.Background(), worker} {
+		s := &Store{callTimeout: time.Second}
+		if n := testing.AllocsPerRun(1000, func() {
+			_, cancel := s.bound(ctx)
+			cancel()
+		}); n > 0.1 {
+			t.Errorf("%.2f allocations per bound under %v", n, ctx)
+		}
 	}
 }
