@@ -360,8 +360,21 @@ func FuzzStateJSON(f *testing.F) {
 	f.Add([]byte(`{"session_id":"\ud83d\ude00\ud800","metadata":{"\u00e9":"\\"}}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var s State
-		if s.UnmarshalJSON(in) != nil {
+		err := s.UnmarshalJSON(in)
+		// The stored form decoded from a string, without copies, and a
+		// copy of it: the same State.
+		stored, storedErr := decodeStored(string(in))
+		if (err == nil) != (storedErr == nil) {
+			t.Fatalf("%q: UnmarshalJSON %v, decodeStored %v", in, err, storedErr)
+		}
+		if err != nil {
 			return
+		}
+		if diff := cmp.Diff(&s, stored, stateEqual); diff != "" {
+			t.Fatalf("decodeStored of %q (-UnmarshalJSON +decodeStored):\n%s", in, diff)
+		}
+		if diff := cmp.Diff(stored, stored.Clone(), stateEqual); diff != "" {
+			t.Fatalf("Clone of %q (-state +clone):\n%s", in, diff)
 		}
 		out, err := s.MarshalJSON()
 		if err != nil {

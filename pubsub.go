@@ -230,7 +230,7 @@ func globEscape(s string) string {
 // decodeEvent decodes a message of the updates channel, as the write script
 // builds it.
 func decodeEvent(msg string) (SessionEvent, error) {
-	d := decoder{data: []byte(msg)}
+	d := stringDecoder(msg)
 	var ev SessionEvent
 	var kind string
 	err := d.object(func(name []byte) error {

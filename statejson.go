@@ -737,7 +737,7 @@ type stateBlock struct {
 // decodes into the caller's State). stored being a string, which nothing
 // changes, the strings decoded are substrings of it: no copy.
 func decodeStored(stored string) (*State, error) {
-	d := decoder{data: unsafe.Slice(unsafe.StringData(stored), len(stored)), text: stored}
+	d := stringDecoder(stored)
 	s, err := d.blockState()
 	if err == nil {
 		err = d.end()
@@ -746,6 +746,12 @@ func decodeStored(stored string) (*State, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// stringDecoder returns a decoder of s, whose strings are substrings of s
+// (which nothing changes): no copy.
+func stringDecoder(s string) decoder {
+	return decoder{data: unsafe.Slice(unsafe.StringData(s), len(s)), text: s}
 }
 
 // blockState reads a State object into a new stateBlock.
