@@ -383,21 +383,22 @@ func (s *Store) write(ctx context.Context, w Write) (Result, error) {
 		publish, channel = "SPUBLISH", s.layout.PartitionUpdates(partition)
 	}
 	keys := []string{s.layout.Session(w.SessionID), s.layout.Outbox(partition), s.layout.Deadlines(partition), s.layout.Lives(partition)}
-	queueFinish := "0"
 	if s.finishes {
-		// Only then: during a slot's migration, Redis refuses (TRYAGAIN) a
-		// script naming a key the importing node does not hold yet.
+		// Only then (it tells the script to queue finishes): during a
+		// slot's migration, Redis refuses (TRYAGAIN) a script naming a key
+		// the importing node does not hold yet.
 		keys = append(keys, s.layout.Finished(partition))
-		queueFinish = "1"
 	}
 	life := strconv.FormatInt(w.Life, 10)
 	if w.Op == "create" {
 		life = strconv.Itoa(w.LifeAt + 1) // Lua counts from 1
 	}
-	args := []string{
+	args := append(make([]string, 0, 13),
 		w.Op, strconv.FormatInt(w.Expected, 10), rueidis.BinaryString(w.State), strconv.FormatInt(ttl.Milliseconds(), 10),
-		channel, rueidis.BinaryString(quotedID), eventType, strconv.FormatInt(w.At.UnixMilli(), 10),
-		deadline, w.SessionID, publish, life, w.Status, queueFinish,
+		channel, rueidis.BinaryString(quotedID), deadline, w.SessionID, publish, life, w.Status,
+	)
+	if eventType != "" {
+		args = append(args, eventType, strconv.FormatInt(w.At.UnixMilli(), 10))
 	}
 	var vals []rueidis.RedisMessage
 	var replicas int64

@@ -15,16 +15,19 @@ local state = ARGV[3]        -- create, update, restore: the state JSON, at the 
 local ttl_ms = ARGV[4]
 local channel = ARGV[5]
 local session_json = ARGV[6] -- the session ID as a JSON string
-local event_type = ARGV[7]   -- the audit event type; empty: no outbox entry
-local at_ms = ARGV[8]        -- server time of the change, in ms
-local deadline_ms = ARGV[9]  -- when the session's clocks next run out; empty: none
-local session_id = ARGV[10]
-local publish = ARGV[11]     -- 'PUBLISH', or 'SPUBLISH' to a channel of the partition's slot
-local life = ARGV[12]        -- update, restore: the state's life; create: the byte
+local deadline_ms = ARGV[7]  -- when the session's clocks next run out; empty: none
+local session_id = ARGV[8]
+local publish = ARGV[9]      -- 'PUBLISH', or 'SPUBLISH' to a channel of the partition's slot
+local life = ARGV[10]        -- update, restore: the state's life; create: the byte
                              -- offset of the life's placeholder digit in the state
-local finished = KEYS[5]     -- the partition's finish stream (same hash slot), when queued
-local status = ARGV[13]      -- the status of the state written
-local queue_finish = ARGV[14] == '1' -- append a finish to the finish stream
+local status = ARGV[11]      -- the status of the state written
+-- Only when the change has an outbox entry (each argument costs the call):
+local event_type = ARGV[12] or '' -- the audit event type; none: no outbox entry
+local at_ms = ARGV[13]       -- server time of the change, in ms
+-- The partition's finish stream (same hash slot), given when finishes are
+-- queued: a change that finishes the session appends to it.
+local finished = KEYS[5]
+local queue_finish = finished ~= nil
 
 -- A final status (no table: a script's locals are made at every call).
 local function final(st)
@@ -121,12 +124,13 @@ end
 -- The message's format: 2 since the state carries its life and last
 -- transition (docs/WIRE.md). Built in one concatenation: Redis's Lua hashes
 -- every byte of every string it makes, and the state is most of the bytes.
-local message = '{"format":2,"kind":"' .. kind .. '","session_id":' .. session_json ..
-  ',"life":' .. life .. ',"version":' .. next_version
+local message
 if op ~= 'delete' then
-  message = message .. ',"state":' .. state .. '}'
+  message = '{"format":2,"kind":"' .. kind .. '","session_id":' .. session_json ..
+    ',"life":' .. life .. ',"version":' .. next_version .. ',"state":' .. state .. '}'
 else
-  message = message .. '}'
+  message = '{"format":2,"kind":"deleted","session_id":' .. session_json ..
+    ',"life":' .. life .. ',"version":' .. next_version .. '}'
 end
 redis.call(publish, channel, message)
 
