@@ -186,6 +186,11 @@ back off (10 ms, 20 ms, 40 ms, … with jitter) and read afresh, up to
 [Config.MaxAttempts] attempts. Calls on one session within one process take
 turns, so they conflict only with other processes.
 
+Every read asks Redis. A read that gets the very bytes the Manager decoded
+for the session before returns a copy of that state instead of decoding
+them again ([Config.DecodeCacheBytes]): each State returned is the caller's
+own to change.
+
 # Subscriptions
 
 The script that commits a change also publishes it, so every instance can
