@@ -108,7 +108,28 @@ func TestFailedExpiryRetriedOnTheFake(t *testing.T) {
 	if _, err := m.StartSession(ctx, "g"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond) // the expirer hears the start
+	// The expirer subscribed (an error injected before would end it), and
+	// it hears the start.
+	raw, err := fake.Server().NewClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	channel := synckairos.KeysOf(m).Updates()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		n, err := raw.Do(ctx, raw.B().PubsubNumsub().Channel(channel).Build()).AsIntMap()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n[channel] > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the expirer did not subscribe within 5 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
 	fake.Server().SetError("ERR injected")
 	fake.Clock.Advance(time.Minute)
 	time.Sleep(200 * time.Millisecond) // the expiry is tried, and fails
