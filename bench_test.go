@@ -247,24 +247,30 @@ func measure(b *testing.B, raw rawGet, op func()) {
 // channel in the same slot) of a message of the same size, from a client
 // like the writer's, to as many raw subscribers, each on its own client,
 // until the last has it. x-raw-delivery-p50 is the ratio of the medians.
+// The writer publishes format 2, or format 3 (Config.MessageFormat: the
+// state stored is the update's message, and the raw one is as long).
 //
 //	go test -run '^$' -bench DeliveryLatency -benchtime 3000x -count 5 .
 func BenchmarkDeliveryLatency(b *testing.B) {
 	for _, backend := range []string{"redis", "cluster"} {
 		for _, subscribers := range []int{1, 4} {
-			b.Run(fmt.Sprintf("backend=%s/subscribers=%d", backend, subscribers), func(b *testing.B) {
-				url := redisURL()
-				if backend == "cluster" {
-					url = clusterURL(b)
-				}
-				benchDelivery(b, url, backend == "cluster", subscribers)
-			})
+			for _, format := range []int{2, 3} {
+				b.Run(fmt.Sprintf("backend=%s/subscribers=%d/format=%d", backend, subscribers, format), func(b *testing.B) {
+					url := redisURL()
+					if backend == "cluster" {
+						url = clusterURL(b)
+					}
+					benchDelivery(b, url, backend == "cluster", subscribers, format)
+				})
+			}
 		}
 	}
 }
 
-func benchDelivery(b *testing.B, url string, cluster bool, subscribers int) {
-	writer, _, state := benchSetup(b, url, 2)
+// benchDelivery measures delivery with a writer publishing messages of the
+// given format (Config.MessageFormat).
+func benchDelivery(b *testing.B, url string, cluster bool, subscribers, format int) {
+	writer, _, state := benchSetupCfg(b, url, 2, &synckairos.Config{MessageFormat: format})
 	ctx := context.Background()
 	arrived := make(chan time.Time, subscribers)
 	for range subscribers {
@@ -296,6 +302,9 @@ func benchDelivery(b *testing.B, url string, cluster bool, subscribers int) {
 		b.Fatal(err)
 	}
 	message := strings.Repeat("x", len(stateJSON)+len(`{"format":2,"kind":"updated","session_id":"bench","life":1795924266423474,"version":12,"state":}`))
+	if format == 3 { // the state itself
+		message = strings.Repeat("x", len(stateJSON)+len(`"format":3,`))
+	}
 	rawArrived := make(chan time.Time, subscribers)
 	for range subscribers {
 		c := newClientAt(b, url)

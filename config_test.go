@@ -21,12 +21,12 @@ func TestConfigDefaults(t *testing.T) {
 		c.Partitions != synckairos.DefaultPartitions || c.MaxAttempts != synckairos.DefaultMaxAttempts ||
 		c.SubscriptionBuffer != synckairos.DefaultSubscriptionBuffer || c.Logger == nil ||
 		c.WaitReplicas != 0 || c.WaitTimeout != synckairos.DefaultWaitTimeout || c.CallTimeout != synckairos.DefaultCallTimeout ||
-		c.DecodeCacheBytes != synckairos.DefaultDecodeCacheBytes {
+		c.DecodeCacheBytes != synckairos.DefaultDecodeCacheBytes || c.MessageFormat != synckairos.DefaultMessageFormat {
 		t.Fatalf("defaults: %+v", c)
 	}
 	logger := slog.New(slog.DiscardHandler)
 	set := &synckairos.Config{KeyPrefix: "app:", SessionTTL: time.Minute, Partitions: 64, MaxAttempts: 9, SubscriptionBuffer: 7, ExpirerInterval: time.Second, Audit: true,
-		WaitReplicas: 2, WaitTimeout: time.Second, CallTimeout: 3 * time.Second, DecodeCacheBytes: -1, Logger: logger}
+		WaitReplicas: 2, WaitTimeout: time.Second, CallTimeout: 3 * time.Second, DecodeCacheBytes: -1, MessageFormat: 3, Logger: logger}
 	if got := set.WithDefaults(); *got != *set {
 		t.Fatalf("WithDefaults changed set fields: %+v", got)
 	}
@@ -57,6 +57,7 @@ func TestNewRefusesInvalidConfig(t *testing.T) {
 		"WaitReplicas":       {WaitReplicas: -1},
 		"WaitTimeout":        {WaitTimeout: time.Microsecond},
 		"CallTimeout":        {CallTimeout: time.Millisecond},
+		"MessageFormat":      {MessageFormat: 1},
 	} {
 		_, err := synckairos.New(client, cfg)
 		if err == nil || !strings.Contains(err.Error(), "Config."+field) {

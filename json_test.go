@@ -473,3 +473,34 @@ func TestParticipantsCapacityIgnoresData(t *testing.T) {
 		t.Errorf("%d participants decoded from %d bytes, in a slice of capacity %d", len(got.Participants), len(b), cap(got.Participants))
 	}
 }
+
+// A state stored in format 3 is its update's message: decodeEvent reads it
+// as the same state as the plain stored form, as an update.
+func TestFlatMessageIsTheState(t *testing.T) {
+	t.Parallel()
+	tested := 0
+	for _, s := range sampleStates() {
+		if s.SessionID == "" || s.Version < 1 {
+			continue
+		}
+		tested++
+		plain, err := decodeStored(string(s.appendJSON(nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		flat := s.appendJSONFrom(nil, flatStart)
+		ev, err := decodeEvent(string(flat))
+		if err != nil {
+			t.Fatalf("%s: %v", flat, err)
+		}
+		if ev.Kind != ChangeUpdated || ev.SessionID != s.SessionID || ev.Version != s.Version || ev.Life != s.Life {
+			t.Errorf("event %v %q v%d life %d, want an update of %q v%d life %d", ev.Kind, ev.SessionID, ev.Version, ev.Life, s.SessionID, s.Version, s.Life)
+		}
+		if diff := cmp.Diff(plain, ev.State, stateEqual); diff != "" {
+			t.Errorf("flat message of %s (-plain +flat):\n%s", s.SessionID, diff)
+		}
+	}
+	if tested < 3 {
+		t.Fatalf("%d sample states with an ID and a version", tested)
+	}
+}

@@ -233,27 +233,16 @@ func decodeEvent(msg string) (SessionEvent, error) {
 	d := stringDecoder(msg)
 	var ev SessionEvent
 	var kind string
-	err := d.object(func(name []byte) error {
-		var err error
-		switch string(name) {
-		case "kind":
-			kind, err = d.string()
-		case "session_id":
-			ev.SessionID, err = d.string()
-		case "version":
-			ev.Version, err = d.int()
-		case "life":
-			ev.Life, err = d.int()
-		case "state":
-			if d.null() {
-				return nil
-			}
-			ev.State, err = d.blockState()
-		default:
-			err = d.skip()
+	var err error
+	if strings.HasPrefix(msg, flatStart) {
+		// Format 3: an update's message is its stored state.
+		kind = string(ChangeUpdated)
+		if ev.State, err = d.blockState(); err == nil {
+			ev.SessionID, ev.Version, ev.Life = ev.State.SessionID, ev.State.Version, ev.State.Life
 		}
-		return err
-	})
+	} else {
+		err = decodeEnvelope(&d, &ev, &kind)
+	}
 	if err == nil {
 		err = d.end()
 	}
@@ -285,6 +274,32 @@ func decodeEvent(msg string) (SessionEvent, error) {
 		ev.Transition = &Transition{Type: typ, Version: ev.Version}
 	}
 	return ev, nil
+}
+
+// decodeEnvelope reads a message of format 1 or 2: the change's kind,
+// session, version and life, and the state under "state".
+func decodeEnvelope(d *decoder, ev *SessionEvent, kind *string) error {
+	return d.object(func(name []byte) error {
+		var err error
+		switch string(name) {
+		case "kind":
+			*kind, err = d.string()
+		case "session_id":
+			ev.SessionID, err = d.string()
+		case "version":
+			ev.Version, err = d.int()
+		case "life":
+			ev.Life, err = d.int()
+		case "state":
+			if d.null() {
+				return nil
+			}
+			ev.State, err = d.blockState()
+		default:
+			err = d.skip()
+		}
+		return err
+	})
 }
 
 // SubscribeToSession is SubscribeToSessionBroadcasts: it delivers the

@@ -3,6 +3,7 @@ package synckairos_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,47 +23,56 @@ import (
 // value of the state's size on the same server in the same run. It runs on
 // a Redis of its own, so that no other test's commands mix in, with one
 // subscriber to the session's changes (whose delivery is part of the
-// write's work). The figures vary by a fifth from run to run on a shared
-// machine; TestWriteScriptInstructions counts instructions, which do not.
+// write's work), with messages of format 2 and of format 3
+// (Config.MessageFormat). The figures vary by a fifth from run to run on a
+// shared machine; TestWriteScriptInstructions counts instructions, which do
+// not.
 //
 //	go test -run '^$' -bench WriteScriptRedisCPU -benchtime 20000x -count 5 .
 func BenchmarkWriteScriptRedisCPU(b *testing.B) {
-	for _, audit := range []bool{false, true} {
-		b.Run("audit="+strconv.FormatBool(audit), func(b *testing.B) {
-			url := testenv.StartRedis(b)
-			m, raw, state := benchSetupCfg(b, url, 2, &synckairos.Config{Audit: audit})
-			ctx := context.Background()
-			sub, err := m.SubscribeToUpdates(ctx, func(synckairos.SessionEvent) {})
-			if err != nil {
-				b.Fatal(err)
+	for _, format := range []int{2, 3} {
+		for _, audit := range []bool{false, true} {
+			b.Run(fmt.Sprintf("format=%d/audit=%v", format, audit), func(b *testing.B) {
+				benchWriteScriptRedisCPU(b, &synckairos.Config{Audit: audit, MessageFormat: format})
+			})
+		}
+	}
+}
+
+func benchWriteScriptRedisCPU(b *testing.B, cfg *synckairos.Config) {
+	url := testenv.StartRedis(b)
+	m, raw, state := benchSetupCfg(b, url, 2, cfg)
+	ctx := context.Background()
+	sub, err := m.SubscribeToUpdates(ctx, func(synckairos.SessionEvent) {})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sub.Close()
+	client := newClientAt(b, url)
+	before := testenv.CommandStats(b, client)
+	held := state
+	for b.Loop() {
+		raw.get()
+		r, err := m.SwitchCycle(ctx, state.SessionID, &synckairos.SwitchOptions{Current: held})
+		if err != nil {
+			b.Fatal(err)
+		}
+		held = r.State
+	}
+	after := testenv.CommandStats(b, client)
+	script, get := after["evalsha"].Minus(before["evalsha"]), after["get"].Minus(before["get"])
+	if script.Calls < int64(b.N) || get.Calls < int64(b.N) {
+		b.Fatalf("%d EVALSHA and %d GET calls counted for %d switches", script.Calls, get.Calls, b.N)
+	}
+	b.ReportMetric(script.PerCall(), "script-redis-µs")
+	b.ReportMetric(get.PerCall(), "get-redis-µs")
+	b.ReportMetric(script.PerCall()/get.PerCall(), "script-x-get")
+	if testing.Verbose() {
+		for name, st := range after {
+			if d := st.Minus(before[name]); d.Calls > 0 {
+				b.Logf("%s: %d calls, %.2f µs per call", name, d.Calls, d.PerCall())
 			}
-			defer sub.Close()
-			client := newClientAt(b, url)
-			before := testenv.CommandStats(b, client)
-			held := state
-			for b.Loop() {
-				raw.get()
-				r, err := m.SwitchCycle(ctx, state.SessionID, &synckairos.SwitchOptions{Current: held})
-				if err != nil {
-					b.Fatal(err)
-				}
-				held = r.State
-			}
-			after := testenv.CommandStats(b, client)
-			script, get := after["evalsha"].Minus(before["evalsha"]), after["get"].Minus(before["get"])
-			if script.Calls < int64(b.N) || get.Calls < int64(b.N) {
-				b.Fatalf("%d EVALSHA and %d GET calls counted for %d switches", script.Calls, get.Calls, b.N)
-			}
-			b.ReportMetric(script.PerCall(), "script-redis-µs")
-			b.ReportMetric(get.PerCall(), "get-redis-µs")
-			if testing.Verbose() {
-				for name, st := range after {
-					if d := st.Minus(before[name]); d.Calls > 0 {
-						b.Logf("%s: %d calls, %.2f µs per call", name, d.Calls, d.PerCall())
-					}
-				}
-			}
-		})
+		}
 	}
 }
 
@@ -80,15 +90,18 @@ func TestWriteScriptInstructions(t *testing.T) {
 	if _, err := exec.LookPath("valgrind"); err != nil {
 		t.Skip("no valgrind on the PATH")
 	}
-	for _, audit := range []bool{false, true} {
-		perScript, perGet := scriptInstructions(t, audit)
-		t.Logf("audit=%v: write script %.0f instructions per call, GET %.0f: ×%.0f", audit, perScript, perGet, perScript/perGet)
+	for _, format := range []int{2, 3} {
+		for _, audit := range []bool{false, true} {
+			perScript, perGet := scriptInstructions(t, audit, format)
+			t.Logf("format=%d audit=%v: write script %.0f instructions per call, GET %.0f: ×%.0f", format, audit, perScript, perGet, perScript/perGet)
+		}
 	}
 }
 
 // scriptInstructions runs n switches and n GETs on a Redis of its own under
-// callgrind and returns the instructions per write script and per GET.
-func scriptInstructions(t *testing.T, audit bool) (perScript, perGet float64) {
+// callgrind, with the Manager publishing messages of the given format, and
+// returns the instructions per write script and per GET.
+func scriptInstructions(t *testing.T, audit bool, format int) (perScript, perGet float64) {
 	out := filepath.Join(t.TempDir(), "callgrind.out")
 	url, server := testenv.StartRedisWith(t, time.Minute, "valgrind", "--tool=callgrind",
 		"--callgrind-out-file="+out, "--collect-atstart=no",
@@ -96,7 +109,7 @@ func scriptInstructions(t *testing.T, audit bool) (perScript, perGet float64) {
 	const n = 500
 	ctx := context.Background()
 	client := newClientAt(t, url) // a server of its own: no prefix to delete
-	m, err := synckairos.New(client, &synckairos.Config{Audit: audit})
+	m, err := synckairos.New(client, &synckairos.Config{Audit: audit, MessageFormat: format})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,10 +41,20 @@ func (s *State) MarshalJSON() ([]byte, error) {
 }
 
 func (s *State) appendJSON(b []byte) []byte {
+	return s.appendJSONFrom(b, `{"session_id":`)
+}
+
+// flatStart starts a state stored in format 3, which the write script
+// publishes as it is, as the update's message (docs/WIRE.md).
+const flatStart = `{"format":3,"session_id":`
+
+// appendJSONFrom is appendJSON with start (`{"session_id":` or flatStart)
+// in place of its opening.
+func (s *State) appendJSONFrom(b []byte, start string) []byte {
 	if b == nil {
 		b = make([]byte, 0, 600+160*len(s.Participants)+jsonSize(s.Metadata)+len(s.Data))
 	}
-	b = append(b, `{"session_id":`...)
+	b = append(b, start...)
 	b = appendString(b, s.SessionID)
 	b = append(b, lifeField...)
 	b = strconv.AppendInt(b, s.Life, 10)
@@ -368,6 +378,8 @@ func (d *decoder) state(out *State) error {
 		switch string(name) {
 		case "session_id":
 			out.SessionID, err = d.string()
+		case "format": // a state stored in format 3, its own message
+			_, err = d.int()
 		case "life":
 			out.Life, err = d.int()
 		case "mode":

@@ -40,6 +40,9 @@ const (
 	DefaultWaitTimeout = 500 * time.Millisecond
 	// DefaultCallTimeout bounds each Redis call of the Manager.
 	DefaultCallTimeout = time.Second
+	// DefaultMessageFormat is the format of the change messages a Manager
+	// publishes (Config.MessageFormat).
+	DefaultMessageFormat = 2
 	// DefaultDecodeCacheBytes bounds the decoded states a Manager keeps to
 	// read them again without decoding (Config.DecodeCacheBytes).
 	DefaultDecodeCacheBytes = 4 << 20
@@ -186,6 +189,18 @@ type Config struct {
 	// more.
 	CallTimeout time.Duration
 
+	// MessageFormat is the format of the change messages the Manager
+	// publishes (docs/WIRE.md). 2, the default, is read by every release.
+	// In 3, an update's message is the state it stores, which starts
+	// {"format":3, and the write script publishes that string as it is
+	// rather than building a message around it: 14% fewer of Redis's
+	// instructions per write, and less to decode for subscribers. Creates,
+	// restores and deletes still publish format 2. Releases before the
+	// one that brought it cannot read format 3 (their subscriptions skip
+	// such messages and see no updates): set 3 only once every instance
+	// runs this release or a later one.
+	MessageFormat int
+
 	// DecodeCacheBytes bounds the memory with which the Manager's reads of
 	// a session (GetSession, and the reads of MutateSession, of the
 	// transitions such as SwitchCycle when they are not given the current
@@ -240,6 +255,7 @@ func (c *Config) WithDefaults() *Config {
 	d.ExpirerInterval = cmp.Or(c.ExpirerInterval, DefaultExpirerInterval)
 	d.WaitTimeout = cmp.Or(c.WaitTimeout, DefaultWaitTimeout)
 	d.CallTimeout = cmp.Or(c.CallTimeout, max(DefaultCallTimeout, d.WaitTimeout+500*time.Millisecond))
+	d.MessageFormat = cmp.Or(c.MessageFormat, DefaultMessageFormat)
 	d.DecodeCacheBytes = cmp.Or(c.DecodeCacheBytes, DefaultDecodeCacheBytes)
 	d.Logger = cmp.Or(c.Logger, slog.Default())
 	return &d
@@ -265,6 +281,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("synckairos: Config.WaitReplicas %d is negative", c.WaitReplicas)
 	case c.WaitTimeout < time.Millisecond:
 		return fmt.Errorf("synckairos: Config.WaitTimeout %v is below the minimum of 1ms", c.WaitTimeout)
+	case c.MessageFormat != 2 && c.MessageFormat != 3:
+		return fmt.Errorf("synckairos: Config.MessageFormat %d is not 2 or 3", c.MessageFormat)
 	case c.CallTimeout < 10*time.Millisecond:
 		return fmt.Errorf("synckairos: Config.CallTimeout %v is below the minimum of 10ms", c.CallTimeout)
 	case c.WaitReplicas > 0 && c.CallTimeout <= c.WaitTimeout:

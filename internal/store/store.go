@@ -325,7 +325,10 @@ func (s *Store) GetKey(ctx context.Context, key string) (version int64, state st
 // Write is one change for the write script.
 type Write struct {
 	// Op is "create", "update", "delete" or "restore".
-	Op        string
+	Op string
+	// Flat, for an update, says its State is in format 3 (it starts
+	// {"format":3,): the script publishes it as it is, as the message.
+	Flat      bool
 	SessionID string
 	// Expected is, for an update, the version the change is based on; for
 	// a restore, the version to restore at.
@@ -393,8 +396,12 @@ func (s *Store) write(ctx context.Context, w Write) (Result, error) {
 	if w.Op == "create" {
 		life = strconv.Itoa(w.LifeAt + 1) // Lua counts from 1
 	}
+	op := w.Op
+	if op == "update" && w.Flat {
+		op = "update3"
+	}
 	args := append(make([]string, 0, 13),
-		w.Op, strconv.FormatInt(w.Expected, 10), rueidis.BinaryString(w.State), strconv.FormatInt(ttl.Milliseconds(), 10),
+		op, strconv.FormatInt(w.Expected, 10), rueidis.BinaryString(w.State), strconv.FormatInt(ttl.Milliseconds(), 10),
 		channel, rueidis.BinaryString(quotedID), deadline, w.SessionID, publish, life, w.Status,
 	)
 	if eventType != "" {

@@ -9,7 +9,10 @@ local key = KEYS[1]
 local outbox = KEYS[2]       -- the partition's outbox stream (same hash slot)
 local deadlines = KEYS[3]    -- the partition's deadline index (same hash slot)
 local lives = KEYS[4]        -- the partition's last life number (same hash slot)
-local op = ARGV[1]           -- 'create', 'update', 'delete' or 'restore'
+local op = ARGV[1]           -- 'create', 'update', 'update3', 'delete' or 'restore'
+-- 'update3': an update whose state, stored in format 3, is its own message.
+local flat = op == 'update3'
+if flat then op = 'update' end
 local expected = ARGV[2]     -- update: the version read; restore: the version to restore at
 local state = ARGV[3]        -- create, update, restore: the state JSON, at the next version
 local ttl_ms = ARGV[4]
@@ -121,11 +124,16 @@ else
   else kind = 'restored' end
 end
 
--- The message's format: 2 since the state carries its life and last
--- transition (docs/WIRE.md). Built in one concatenation: Redis's Lua hashes
--- every byte of every string it makes, and the state is most of the bytes.
+-- The message (docs/WIRE.md): format 2, an envelope around the state, built
+-- in one concatenation (Redis's Lua hashes every byte of every string it
+-- makes, and the state is most of the bytes); or, for an update stored in
+-- format 3, the state itself.
 local message
-if op ~= 'delete' then
+if flat then
+  -- Format 3: the update's message is the state stored, with no second
+  -- string made of its bytes.
+  message = state
+elseif op ~= 'delete' then
   message = '{"format":2,"kind":"' .. kind .. '","session_id":' .. session_json ..
     ',"life":' .. life .. ',"version":' .. next_version .. ',"state":' .. state .. '}'
 else
