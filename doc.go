@@ -239,9 +239,9 @@ The updates channel is <prefix>session-updates; its messages are JSON:
 kind is "created", "updated", "deleted" or "restored"; a deletion carries no
 state and the version after the last one. The state carries the change's
 last_transition. With [Config.MessageFormat] 3, an update's message is the
-state itself, as stored, starting {"format":3, (14% fewer instructions for
-Redis per write); every release since that setting reads both, earlier ones
-only format 2. docs/WIRE.md in the repository documents the formats and
+state itself, as stored, starting {"format":3,"session_id": (12–14% fewer
+instructions for Redis per switch); every release since that setting reads
+all three formats, earlier ones only formats 1 and 2. docs/WIRE.md in the repository documents the formats and
 their versions for readers in other languages. Broadcasts go to
 <prefix>ws:<sessionID>.
 

@@ -504,3 +504,15 @@ func TestFlatMessageIsTheState(t *testing.T) {
 		t.Fatalf("%d sample states with an ID and a version", tested)
 	}
 }
+
+// A state's "format" is skipped whatever its value, as any field a reader
+// does not know: a later format may write it otherwise.
+func TestStateFormatFieldSkipped(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{`{"format":3,"session_id":"a"}`, `{"session_id":"a","format":"v4"}`, `{"session_id":"a","format":3.1}`, `{"format":{"n":4},"session_id":"a"}`} {
+		var s State
+		if err := s.UnmarshalJSON([]byte(in)); err != nil || s.SessionID != "a" {
+			t.Errorf("%s: %v, session %q", in, err, s.SessionID)
+		}
+	}
+}

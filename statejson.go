@@ -378,8 +378,8 @@ func (d *decoder) state(out *State) error {
 		switch string(name) {
 		case "session_id":
 			out.SessionID, err = d.string()
-		case "format": // a state stored in format 3, its own message
-			_, err = d.int()
+		case "format": // a state stored in format 3, its own message: skipped as any field
+			err = d.skip()
 		case "life":
 			out.Life, err = d.int()
 		case "mode":
