@@ -39,16 +39,24 @@ func BenchmarkWriteScriptRedisCPU(b *testing.B) {
 	}
 }
 
-func benchWriteScriptRedisCPU(b *testing.B, cfg *synckairos.Config) {
+// scriptBench starts a Redis of its own with a Manager of cfg, a
+// 2-participant session, the reference GET and one subscriber to the
+// session's changes, and returns them with a client of that Redis and its
+// URL.
+func scriptBench(b *testing.B, cfg *synckairos.Config) (*synckairos.Manager, rawGet, *synckairos.State, rueidis.Client, string) {
 	url := testenv.StartRedis(b)
 	m, raw, state := benchSetupCfg(b, url, 2, cfg)
-	ctx := context.Background()
-	sub, err := m.SubscribeToUpdates(ctx, func(synckairos.SessionEvent) {})
+	sub, err := m.SubscribeToUpdates(context.Background(), func(synckairos.SessionEvent) {})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer sub.Close()
-	client := newClientAt(b, url)
+	b.Cleanup(func() { sub.Close() })
+	return m, raw, state, newClientAt(b, url), url
+}
+
+func benchWriteScriptRedisCPU(b *testing.B, cfg *synckairos.Config) {
+	m, raw, state, client, _ := scriptBench(b, cfg)
+	ctx := context.Background()
 	before := testenv.CommandStats(b, client)
 	held := state
 	for b.Loop() {
@@ -195,15 +203,8 @@ return 1`
 //
 //	go test -run '^$' -bench WriteScriptFloor -benchtime 20000x -count 3 .
 func BenchmarkWriteScriptFloor(b *testing.B) {
-	url := testenv.StartRedis(b)
-	m, raw, state := benchSetupCfg(b, url, 2, &synckairos.Config{})
+	m, raw, state, client, url := scriptBench(b, &synckairos.Config{})
 	ctx := context.Background()
-	sub, err := m.SubscribeToUpdates(ctx, func(synckairos.SessionEvent) {})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer sub.Close()
-	client := newClientAt(b, url)
 	layout := synckairos.KeysOf(m)
 	key, channel := layout.Session(state.SessionID), layout.Updates()
 	deadlines := layout.Deadlines(layout.Partition(state.SessionID))
