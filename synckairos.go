@@ -179,12 +179,13 @@ type Config struct {
 	// ConnWriteTimeout at or below CallTimeout for the bound to hold while
 	// a node hangs.
 	// A call whose context has an earlier deadline keeps that one. Calls
-	// made with context.Background or context.TODO, and calls under a
-	// context that made the call before them (a worker's or a
-	// connection's, making call after call), share bounds derived from it
-	// (no allocation per call), so theirs is CallTimeout rounded up by at
-	// most a 64th of it or 1 ms, whichever is more; they still end when
-	// their context does.
+	// under one context within a 64th of CallTimeout (or 1 ms, whichever is
+	// more) share a bound derived from it, made by the first of them (no
+	// allocation per call: a worker's or a connection's context making call
+	// after call, or context.Background), so theirs is CallTimeout rounded
+	// up by at most that much; they still end when their context does. A
+	// call under another context in the meantime (a request's) gets a
+	// bound of its own.
 	// Defaults to DefaultCallTimeout, or WaitTimeout plus 500 ms if that is
 	// more.
 	CallTimeout time.Duration

@@ -85,14 +85,17 @@ func (s *Store) SetCallTimeout(d time.Duration) { s.callTimeout = d }
 
 // bound returns ctx bounded by the call timeout. A context whose own
 // deadline comes first is bound enough. Otherwise calls share bounded
-// contexts: those starting within a grain of each other (a 64th of the
-// timeout, at least 1 ms) under the same parent share one derived from it,
-// which has the parent's values and ends with it or at the timeout rounded
-// up by at most the grain, so that the bound costs them no allocation.
-// That is for calls with no context of their own (context.Background or
-// TODO) and for a parent that comes twice in a row (a worker's or a
-// connection's context, making call after call); a call under a parent of
-// its own (a request's, say) gets a bound of its own, cancelled on return.
+// contexts: one is made at most once a grain (a 64th of the timeout, at
+// least 1 ms), derived from the context of the call that makes it, and the
+// calls under that same context within the grain share it. It has the
+// parent's values and ends with it, or at the timeout rounded up by at most
+// the grain: such calls cost no allocation for their bound. That is what a
+// worker's or a connection's context making call after call gets, and
+// calls with no context of their own (context.Background or TODO). A call
+// under another context within the grain (a request's, say), or under a
+// context of a type that == cannot compare, gets a bound of its own,
+// cancelled on return. Shared bounds are never cancelled (calls may still
+// use them): making them at most once a grain keeps those alive few.
 func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
 	timeout := s.callTimeout
 	if timeout <= 0 {
@@ -106,47 +109,29 @@ func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc)
 		ctx = context.Background() // the same: no values, no end
 	}
 	grain := max(timeout/64, time.Millisecond)
-	// (Comparing ctx with a parent kept is safe: only parents of types that
+	b := s.shared.Load()
+	fresh := b != nil && !b.deadline.Before(want) // made within the grain
+	// (Comparing ctx with a kept parent is safe: only parents of types that
 	// compare are kept, and contexts of different types are merely unequal.)
-	if b := s.shared.Load(); b != nil && b.parent == ctx {
-		if !b.deadline.Before(want) && b.deadline.Sub(want) <= grain {
-			return b.ctx, noCancel
-		}
-		return s.share(ctx, want.Add(grain)), noCancel
+	if fresh && b.parent == ctx && b.deadline.Sub(want) <= grain {
+		return b.ctx, noCancel
 	}
-	if ctx == context.Background() {
-		return s.share(ctx, want.Add(grain)), noCancel
+	if fresh || !reflect.TypeOf(ctx).Comparable() {
+		return context.WithDeadline(ctx, want)
 	}
-	if c := s.lastParent.Load(); c != nil && c.ctx == ctx {
-		return s.share(ctx, want.Add(grain)), noCancel
-	}
-	if reflect.TypeOf(ctx).Comparable() {
-		s.lastParent.Store(&parent{ctx})
-	}
-	return context.WithDeadline(ctx, want)
-}
-
-// share makes the shared bounded context of calls under parent, with the
-// given deadline.
-func (s *Store) share(parent context.Context, deadline time.Time) context.Context {
-	b := &sharedBound{parent: parent, deadline: deadline}
-	// Never cancelled: it ends at its deadline (or with its parent), when
-	// its timer is released.
-	b.ctx, b.cancel = context.WithDeadline(parent, deadline)
-	s.shared.Store(b)
-	return b.ctx
+	nb := &sharedBound{parent: ctx, deadline: want.Add(grain)}
+	nb.ctx, nb.cancel = context.WithDeadline(ctx, nb.deadline)
+	s.shared.Store(nb)
+	return nb.ctx, noCancel
 }
 
 // sharedBound is a bounded context that calls under the same parent share.
 type sharedBound struct {
 	parent   context.Context
 	ctx      context.Context
-	cancel   context.CancelFunc // kept, not called: the context ends at its deadline
+	cancel   context.CancelFunc // kept, not called: the context ends at its deadline or with its parent
 	deadline time.Time
 }
-
-// parent is the parent context of the last call that got a bound of its own.
-type parent struct{ ctx context.Context }
 
 func noCancel() {}
 
@@ -213,7 +198,6 @@ type Store struct {
 	waitTimeout  time.Duration
 	callTimeout  time.Duration
 	shared       atomic.Pointer[sharedBound] // see bound
-	lastParent   atomic.Pointer[parent]      // see bound
 	// owners holds, by partition, the master serving the partition's slot
 	// and its client, for writes that wait for replicas on a cluster;
 	// replaced whole, never changed in place; nil: to be asked.
