@@ -54,13 +54,13 @@ func (m *Manager) write(ctx context.Context, expected int64, next *State, now ti
 		next.UpdatedAt = next.LastTransition.At
 	}
 	next.normalize()
-	start := `{"session_id":`
-	if m.cfg.MessageFormat == 3 {
+	flat, start := m.cfg.MessageFormat == 3, plainStart
+	if flat {
 		start = flatStart // stored as its own message
 	}
 	b := next.appendJSONFrom(nil, start)
 	deadline, _ := next.expiresAt()
-	return m.commit(ctx, store.Write{Op: "update", Flat: m.cfg.MessageFormat == 3, SessionID: next.SessionID, Expected: expected, State: b,
+	return m.commit(ctx, store.Write{Op: "update", Flat: flat, SessionID: next.SessionID, Expected: expected, State: b,
 		EventType: next.LastTransition.Type, At: next.UpdatedAt, Deadline: deadline, Life: next.Life, Status: string(next.Status)}, next, expected)
 }
 

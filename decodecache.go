@@ -54,13 +54,16 @@ func newDecodeCache(budget int) *decodeCache {
 	return c
 }
 
+// on reports whether the cache keeps anything (Config.DecodeCacheBytes).
+func (c *decodeCache) on() bool { return c.budget > 0 }
+
 func (c *decodeCache) shard(id string) *decodeShard {
 	return &c.shards[maphash.String(c.seed, id)%decodeShards]
 }
 
 // lookup returns the entry of session id, or nil.
 func (c *decodeCache) lookup(id string) *decoded {
-	if c.budget == 0 {
+	if !c.on() {
 		return nil
 	}
 	sh := c.shard(id)
@@ -73,7 +76,7 @@ func (c *decodeCache) lookup(id string) *decoded {
 // keep makes e the entry of session id, dropping others of its shard if it
 // would not fit.
 func (c *decodeCache) keep(id string, e *decoded) {
-	if c.budget == 0 {
+	if !c.on() {
 		return
 	}
 	e.cost = decodedOverhead + len(e.key) + len(e.stored)
@@ -110,7 +113,7 @@ func (c *decodeCache) keep(id string, e *decoded) {
 
 // forget drops the entry of session id.
 func (c *decodeCache) forget(id string) {
-	if c.budget == 0 {
+	if !c.on() {
 		return
 	}
 	sh := c.shard(id)

@@ -57,9 +57,9 @@ func (m *Manager) GetSession(ctx context.Context, id string) (_ *State, err erro
 	ctx, c := m.tel.start(ctx, "GetSession", id, false)
 	defer c.end(&err)
 	kept := m.decodes.lookup(id)
-	key := ""
+	var key string
 	if kept != nil {
-		key = kept.key
+		key = kept.key // no key made per read
 	} else {
 		key = m.layout.Session(id)
 	}
@@ -79,11 +79,13 @@ func (m *Manager) GetSession(ctx context.Context, id string) (_ *State, err erro
 	if err != nil {
 		return nil, err
 	}
-	e := &decoded{key: key, version: version, stored: stored}
-	if same { // read a second time: worth a copy
-		e.state = s.Clone()
+	if m.decodes.on() {
+		e := &decoded{key: key, version: version, stored: stored}
+		if same { // read a second time: worth a copy
+			e.state = s.Clone()
+		}
+		m.decodes.keep(id, e)
 	}
-	m.decodes.keep(id, e)
 	return s, nil
 }
 

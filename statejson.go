@@ -41,15 +41,19 @@ func (s *State) MarshalJSON() ([]byte, error) {
 }
 
 func (s *State) appendJSON(b []byte) []byte {
-	return s.appendJSONFrom(b, `{"session_id":`)
+	return s.appendJSONFrom(b, plainStart)
 }
 
-// flatStart starts a state stored in format 3, which the write script
-// publishes as it is, as the update's message (docs/WIRE.md).
-const flatStart = `{"format":3,"session_id":`
+// The openings of a state's JSON form: plainStart; flatStart for a state
+// stored in format 3, which the write script publishes as it is, as the
+// update's message (docs/WIRE.md).
+const (
+	plainStart = `{"session_id":`
+	flatStart  = `{"format":3,"session_id":`
+)
 
-// appendJSONFrom is appendJSON with start (`{"session_id":` or flatStart)
-// in place of its opening.
+// appendJSONFrom is appendJSON with start (plainStart or flatStart) as its
+// opening.
 func (s *State) appendJSONFrom(b []byte, start string) []byte {
 	if b == nil {
 		b = make([]byte, 0, 600+160*len(s.Participants)+jsonSize(s.Metadata)+len(s.Data))
